@@ -1,0 +1,19 @@
+// cli/io_util.h: small helpers the subcommands share: stdin, id lists, locating a tokenizer.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tokenizer/bpe.h"
+
+namespace wafer::cli {
+
+std::string read_stdin();
+// "464,26532 318" -> {464, 26532, 318}: comma and/or whitespace separated, throws on anything else.
+std::vector<int32_t> parse_ids(const std::string& text, const std::string& what);
+// The tokenizer in `explicit_dir` if given, else the one in `model_dir`; throws naming both.
+std::unique_ptr<Tokenizer> find_tokenizer(const std::string& explicit_dir, const std::string& model_dir);
+std::string json_ids(const std::vector<int32_t>& ids);
+
+}  // namespace wafer::cli

@@ -1,0 +1,26 @@
+// tests/test_util.h: what the tests share: paths, running commands, temp folders, the
+// PyTorch reference models (made once per test binary by tools/pyref/make_reference.py).
+#pragma once
+#include <string>
+
+namespace wafer::test {
+
+std::string source_dir();
+std::string wafer_binary();
+std::string gpt2_tokenizer_dir();
+// A fresh empty folder under the build's temp area, removed at exit.
+std::string temp_dir(const std::string& name);
+
+struct CommandResult {
+  int exit_code;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+// Runs `cmd` with /bin/sh, `input` on stdin; captures stdout and stderr.
+CommandResult run_command(const std::string& cmd, const std::string& input = "");
+
+// The folder of reference models and expected outputs written by tools/pyref/make_reference.py;
+// made on first use, shared by all tests in the process.
+std::string reference_dir();
+
+}  // namespace wafer::test
