@@ -1,0 +1,176 @@
+// cli/cmd_info.cpp: `wafer info` (shapes, parameter count, memory, FLOPs of a preset or a
+// model folder) and `wafer init` (a randomly initialised HF folder from a preset or config).
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "cli/io_util.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "io/tensor_source.h"
+#include "model/model.h"
+
+namespace wafer::cli {
+
+namespace {
+
+std::string with_commas(int64_t n) {
+  std::string s = std::to_string(n), out;
+  int k = 0;
+  for (size_t i = s.size(); i-- > 0;) {
+    out.insert(out.begin(), s[i]);
+    if (++k % 3 == 0 && i > 0 && s[i - 1] != '-') out.insert(out.begin(), ',');
+  }
+  return out;
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f %s", b, units[u]);
+  return buf;
+}
+
+// Applies --n-layer style overrides to a preset or config.
+struct ShapeOverrides {
+  int64_t n_layer = 0, n_embd = 0, n_head = 0, n_inner = 0, n_positions = 0, vocab_size = 0;
+  std::string activation;
+  void add_to(CLI::App* cmd) {
+    cmd->add_option("--n-layer", n_layer, "Override the number of blocks");
+    cmd->add_option("--n-embd", n_embd, "Override the width C");
+    cmd->add_option("--n-head", n_head, "Override the number of heads");
+    cmd->add_option("--n-inner", n_inner, "Override the MLP width F");
+    cmd->add_option("--n-positions", n_positions, "Override the context length P");
+    cmd->add_option("--vocab-size", vocab_size, "Override the vocabulary size V");
+    cmd->add_option("--activation", activation, "gelu (exact erf) or gelu_new (tanh)");
+  }
+  void apply(ModelConfig& c) const {
+    if (n_layer) c.n_layer = n_layer;
+    if (n_embd) c.n_embd = n_embd;
+    if (n_head) c.n_head = n_head;
+    if (n_inner) c.n_inner = n_inner;
+    if (n_positions) c.n_positions = n_positions;
+    if (vocab_size) c.vocab_size = vocab_size;
+    if (!activation.empty()) {
+      WAFER_CHECK(activation == "gelu" || activation == "gelu_new", "[init] expected --activation gelu or gelu_new, found ",
+                  activation);
+      c.activation = activation == "gelu" ? Activation::GeluErf : Activation::GeluTanh;
+    }
+    // Round-trip through the JSON parser so overrides get the same validation as a config.json.
+    c = config_from_json(nlohmann::json::parse(config_to_json(c).dump()), "the command-line shape");
+  }
+};
+
+ModelConfig resolve_config(const std::string& preset_name, const std::string& config_file, const std::string& model_dir) {
+  int given = !preset_name.empty() + !config_file.empty() + !model_dir.empty();
+  WAFER_CHECK(given == 1, "[config] expected exactly one of --preset, --config, --model; found ", given);
+  if (!preset_name.empty()) {
+    auto p = preset(preset_name);
+    if (!p) {
+      std::string names;
+      for (const auto& n : preset_names()) names += " " + n;
+      fail(str_cat("[config] unknown preset '", preset_name, "'; expected one of:", names));
+    }
+    return *p;
+  }
+  if (!config_file.empty()) return load_config(config_file);
+  return load_config(model_dir + "/config.json");
+}
+
+}  // namespace
+
+void add_info_command(CLI::App& app) {
+  struct Opts {
+    std::string preset, config, model;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("info", "Shapes, exact parameter count, memory and FLOPs of a model");
+  cmd->add_option("--preset", o->preset, "111M 256M 590M 1.3B 2.7B 6.7B 13B gpt2 gpt2-medium gpt2-large gpt2-xl");
+  cmd->add_option("--config", o->config, "An HF config.json");
+  cmd->add_option("--model", o->model, "An HF model folder");
+  cmd->add_flag("--json", o->json, "Print one JSON object");
+  cmd->callback([o] {
+    ModelConfig c = resolve_config(o->preset, o->config, o->model);
+    const int64_t N = parameter_count(c), T = c.n_positions;
+    const double fwd = forward_flops_per_token(c, T);
+    std::vector<ParamSpec> specs = parameter_specs(c);
+    const std::string formula =
+        "forward = 2*N' + 4*L*C*T, training = 3*forward = 6*N' + 12*L*C*T; N' = parameters without position "
+        "embeddings (head counted once), T = context";
+    if (o->json) {
+      nlohmann::ordered_json j;
+      j["name"] = !o->preset.empty() ? o->preset : !o->model.empty() ? o->model : o->config;
+      j["config"] = config_to_json(c);
+      j["parameters"] = N;
+      j["weight_bytes"] = {{"f32", 4 * N}, {"bf16", 2 * N}};
+      j["training_state_bytes"] = 16 * N;
+      j["training_state"] = "fp32 parameters + gradients + AdamW m and v (16 bytes/parameter), activations not included";
+      j["flops_per_token"] = {{"context", T}, {"forward", fwd}, {"training", 3 * fwd}, {"formula", formula}};
+      nlohmann::ordered_json ts = nlohmann::ordered_json::array();
+      for (const auto& s : specs) ts.push_back({{"name", s.name}, {"shape", s.shape}});
+      j["tensors"] = ts;
+      std::printf("%s\n", j.dump(2).c_str());
+      return;
+    }
+    std::printf("model        %s\n", (!o->preset.empty() ? o->preset : !o->model.empty() ? o->model : o->config).c_str());
+    std::printf("shape        L=%lld C=%lld H=%lld D=%lld F=%lld V=%lld P=%lld, %s, %s head\n", (long long)c.n_layer,
+                (long long)c.n_embd, (long long)c.n_head, (long long)c.head_dim(), (long long)c.ffn(),
+                (long long)c.vocab_size, (long long)c.n_positions,
+                c.activation == Activation::GeluErf ? "gelu (erf)" : "gelu_new (tanh)",
+                c.tie_word_embeddings ? "tied" : "untied");
+    std::printf("parameters   %s\n", with_commas(N).c_str());
+    std::printf("weights      %s fp32, %s bf16\n", human_bytes(4.0 * double(N)).c_str(), human_bytes(2.0 * double(N)).c_str());
+    std::printf("train state  %s (fp32 params + grads + AdamW m, v; activations extra)\n",
+                human_bytes(16.0 * double(N)).c_str());
+    std::printf("FLOPs/token  %.4g forward, %.4g training at T=%lld\n", fwd, 3 * fwd, (long long)T);
+    std::printf("             (%s)\n", formula.c_str());
+    std::printf("tensors\n");
+    for (const auto& s : specs) {
+      if (s.layer > 0) continue;  // blocks repeat: show block 0
+      std::printf("  %-44s %s\n", s.name.c_str(), shape_str(s.shape).c_str());
+    }
+    if (c.n_layer > 1) std::printf("  (blocks 1..%lld repeat block 0)\n", (long long)c.n_layer - 1);
+  });
+}
+
+void add_init_command(CLI::App& app) {
+  struct Opts {
+    std::string preset, config, out, tokenizer, dtype = "f32";
+    uint64_t seed = 1234;
+    ShapeOverrides shape;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("init", "Write a randomly initialised HF model folder (Cerebras-GPT init rules)");
+  cmd->add_option("--preset", o->preset, "A preset name (see wafer info)");
+  cmd->add_option("--config", o->config, "An HF config.json");
+  cmd->add_option("--out", o->out, "Folder to write")->required();
+  cmd->add_option("--seed", o->seed, "Random seed");
+  cmd->add_option("--dtype", o->dtype, "f32, bf16 or f16 on disk");
+  cmd->add_option("--tokenizer", o->tokenizer, "Copy this tokenizer (vocab.json + merges.txt) into the folder");
+  o->shape.add_to(cmd);
+  cmd->callback([o] {
+    ModelConfig c = resolve_config(o->preset, o->config, "");
+    o->shape.apply(c);
+    DType dt;
+    WAFER_CHECK(o->dtype == "f32" || o->dtype == "bf16" || o->dtype == "f16", "[init] expected --dtype f32, bf16 or f16, found ",
+                o->dtype);
+    dtype_from_name(o->dtype == "f32" ? "F32" : o->dtype == "bf16" ? "BF16" : "F16", &dt);
+    Model m(c);
+    init_weights(m, {.seed = o->seed});
+    save_hf_model(m, o->out, {.dtype = dt});
+    if (!o->tokenizer.empty()) {
+      auto tok = Tokenizer::load(o->tokenizer);  // validates before copying
+      for (const char* f : {"vocab.json", "merges.txt", "tokenizer.json"})
+        if (file_exists(o->tokenizer + "/" + f)) write_file_atomic(o->out + "/" + f, read_file(o->tokenizer + "/" + f));
+    }
+    std::printf("wrote %s (%s parameters)\n", o->out.c_str(), with_commas(parameter_count(c)).c_str());
+  });
+}
+
+}  // namespace wafer::cli

@@ -1,0 +1,64 @@
+// infer/sampling.cpp: softmax over the kept candidates in double precision.
+#include "infer/sampling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "core/error.h"
+
+namespace wafer {
+
+int32_t argmax(const float* x, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (x[i] > x[best]) best = i;
+  return int32_t(best);
+}
+
+Sampler::Sampler(const SamplingOptions& o) : o_(o), rng_(o.seed) {
+  WAFER_CHECK(o.temperature >= 0.0f, "[sample] expected temperature >= 0, found ", o.temperature);
+  WAFER_CHECK(o.top_k >= 0, "[sample] expected top-k >= 0, found ", o.top_k);
+  WAFER_CHECK(o.top_p > 0.0f && o.top_p <= 1.0f, "[sample] expected top-p in (0, 1], found ", o.top_p);
+}
+
+int32_t Sampler::sample(const float* logits, int64_t V) {
+  if (o_.temperature == 0.0f) return argmax(logits, V);
+  // Candidates sorted by logit, descending (stable: lower id first on ties).
+  std::vector<int32_t> idx(static_cast<size_t>(V));
+  std::iota(idx.begin(), idx.end(), 0);
+  int64_t keep = V;
+  if (o_.top_k > 0 && o_.top_k < V) {
+    keep = o_.top_k;
+    std::partial_sort(idx.begin(), idx.begin() + keep, idx.end(), [&](int32_t a, int32_t b) {
+      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+    });
+  } else {
+    std::stable_sort(idx.begin(), idx.end(), [&](int32_t a, int32_t b) { return logits[a] > logits[b]; });
+  }
+  std::vector<double> p(static_cast<size_t>(keep));
+  const double mx = double(logits[idx[0]]) / o_.temperature;
+  double sum = 0.0;
+  for (int64_t i = 0; i < keep; ++i) sum += p[size_t(i)] = std::exp(double(logits[idx[size_t(i)]]) / o_.temperature - mx);
+  if (o_.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p (at least one token)
+    double cum = 0.0;
+    int64_t n = 0;
+    while (n < keep) {
+      cum += p[size_t(n)] / sum;
+      ++n;
+      if (cum >= o_.top_p) break;
+    }
+    keep = n;
+    sum = 0.0;
+    for (int64_t i = 0; i < keep; ++i) sum += p[size_t(i)];
+  }
+  double r = std::uniform_real_distribution<double>(0.0, sum)(rng_);
+  for (int64_t i = 0; i < keep; ++i) {
+    r -= p[size_t(i)];
+    if (r < 0.0) return idx[size_t(i)];
+  }
+  return idx[size_t(keep - 1)];
+}
+
+}  // namespace wafer

@@ -1,0 +1,13 @@
+// kernels/cpu/gelu.h: the two GELU forms. Exact: x·Φ(x) = 0.5·x·(1 + erf(x/√2)) (HF "gelu",
+// Cerebras-GPT). Tanh: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (HF "gelu_new", GPT-2).
+#pragma once
+#include <cstdint>
+
+namespace wafer {
+
+void gelu_erf_forward(float* out, const float* inp, int64_t n);
+void gelu_tanh_forward(float* out, const float* inp, int64_t n);
+
+using GeluForwardFn = void (*)(float* out, const float* inp, int64_t n);
+
+}  // namespace wafer

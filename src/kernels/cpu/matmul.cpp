@@ -1,0 +1,37 @@
+// kernels/cpu/matmul.cpp: sgemm calls. OpenBLAS (OpenMP build) runs on the same libgomp
+// thread pool as our own kernels, so the two never spin against each other.
+#include "kernels/cpu/matmul.h"
+
+#include <cblas.h>
+
+#include <cstring>
+
+namespace wafer {
+
+void matmul_forward(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t C, int64_t OC) {
+  float beta = 0.0f;
+  if (bias) {
+    for (int64_t n = 0; n < N; ++n) std::memcpy(out + n * OC, bias, size_t(OC) * sizeof(float));
+    beta = 1.0f;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(N), int(OC), int(C), 1.0f, inp, int(C), w, int(OC), beta,
+              out, int(OC));
+}
+
+void matmul_forward_transposed(float* out, const float* inp, const float* w, int64_t N, int64_t C, int64_t V,
+                               float scale) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(N), int(V), int(C), scale, inp, int(C), w, int(C), 0.0f,
+              out, int(V));
+}
+
+void matmul_forward_naive(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t C,
+                          int64_t OC) {
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t o = 0; o < OC; ++o) {
+      double acc = bias ? bias[o] : 0.0;
+      for (int64_t c = 0; c < C; ++c) acc += double(inp[n * C + c]) * double(w[c * OC + o]);
+      out[n * OC + o] = float(acc);
+    }
+}
+
+}  // namespace wafer

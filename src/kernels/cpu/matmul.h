@@ -1,0 +1,17 @@
+// kernels/cpu/matmul.h: dense layers on OpenBLAS sgemm. Weights in HF Conv1D layout [in, out],
+// so out = inp · w + b needs no transpose; the LM head multiplies by wteᵀ.
+#pragma once
+#include <cstdint>
+
+namespace wafer {
+
+// out[N, OC] = inp[N, C] · w[C, OC] + bias[OC] (bias may be null).
+void matmul_forward(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t C, int64_t OC);
+// out[N, V] = scale · inp[N, C] · wᵀ, w[V, C] (the tied or untied LM head).
+void matmul_forward_transposed(float* out, const float* inp, const float* w, int64_t N, int64_t C, int64_t V,
+                               float scale);
+// Reference loops for tests: out[N, OC] = inp · w + bias.
+void matmul_forward_naive(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t C,
+                          int64_t OC);
+
+}  // namespace wafer

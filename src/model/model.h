@@ -1,0 +1,45 @@
+// model/model.h: a GPT-2-layout model in memory: its config, the flat fp32 parameter buffer
+// and the views into it; loading from and saving to HF folders; random initialisation.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "model/config.h"
+#include "model/parameters.h"
+
+namespace wafer {
+
+struct Model {
+  ModelConfig config;
+  std::vector<float> params;  // parameter_count(config) floats, in for_each_parameter order
+  ModelWeights w;             // views into params
+
+  explicit Model(const ModelConfig& c);
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+};
+
+// Loads an HF folder: config.json plus model.safetensors, a sharded model.safetensors.index.json,
+// or pytorch_model.bin (also sharded). 16-bit weights are upcast to fp32. Throws on a missing,
+// unexpected, mis-shaped or non-float tensor, naming the file and tensor.
+std::unique_ptr<Model> load_hf_model(const std::string& dir);
+
+struct SaveOptions {
+  DType dtype = DType::F32;  // F32, BF16 or F16 on disk
+};
+// Writes config.json + model.safetensors in the names, shapes and layout HF writes
+// (tied lm_head omitted). Each file goes through a temporary name and a rename.
+void save_hf_model(const Model& m, const std::string& dir, const SaveOptions& opts = {});
+
+struct InitOptions {
+  uint64_t seed = 1234;
+  double sigma = 0.02;  // base σ of the truncated normal (±2σ)
+};
+// Cerebras-GPT initialisation: weights ~ truncated normal(0, σ) cut at ±2σ; attn/mlp c_proj
+// weights σ/sqrt(2L) up to 590M-size models (C < 2048) and 0.0025 from 1.3B (C >= 2048); μP
+// models use σ = 0.08·sqrt(base/C) for hidden matrices; biases 0, LayerNorm weights 1.
+void init_weights(Model& m, const InitOptions& opts);
+
+}  // namespace wafer
