@@ -1,1 +1,184 @@
+// tests/kernels_test.cpp: every CPU kernel against a plain double-precision version, from one
+// table: a new op adds a row (name, how to run it, tolerance).
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <random>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/cross_entropy.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/gelu.h"
+#include "kernels/cpu/layernorm.h"
+#include "kernels/cpu/matmul.h"
+
+namespace wafer {
+namespace {
+
+std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+float max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  float m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+// Packed attention inputs [B, T, 3C] as the model lays them out.
+struct AttnCase {
+  int64_t B, Tq, Tk, H, D, pos0;
+  bool causal;
+};
+
+float attention_error(const AttnCase& c) {
+  const int64_t C = c.H * c.D;
+  auto q = randn(size_t(c.B * c.Tq * C), 1), kv = randn(size_t(c.B * c.Tk * 2 * C), 2);
+  AttentionShape s;
+  s.B = c.B, s.Tq = c.Tq, s.Tk = c.Tk, s.H = c.H, s.D = c.D, s.q_pos0 = c.pos0, s.causal = c.causal;
+  s.scale = 1.0f / std::sqrt(float(c.D));
+  s.q_row = C, s.q_batch = c.Tq * C, s.kv_row = 2 * C, s.kv_batch = c.Tk * 2 * C, s.out_row = C, s.out_batch = c.Tq * C;
+  std::vector<float> o1(size_t(c.B * c.Tq * C)), o2(o1.size()), l1(size_t(c.B * c.H * c.Tq)), l2(l1.size());
+  attention_forward(o1.data(), l1.data(), q.data(), kv.data(), kv.data() + C, s);
+  attention_forward_naive(o2.data(), l2.data(), q.data(), kv.data(), kv.data() + C, s);
+  return std::max(max_diff(o1, o2), max_diff(l1, l2));
+}
+
+// Full attention over Tk keys vs two halves merged by their log-sum-exp.
+float merge_error(int64_t B, int64_t T, int64_t Tk, int64_t split, int64_t H, int64_t D) {
+  const int64_t C = H * D;
+  auto q = randn(size_t(B * T * C), 3), k = randn(size_t(B * Tk * C), 4), v = randn(size_t(B * Tk * C), 5);
+  AttentionShape s;
+  s.B = B, s.Tq = T, s.H = H, s.D = D, s.causal = false, s.scale = 0.3f;
+  s.q_row = C, s.q_batch = T * C, s.kv_row = C, s.out_row = C, s.out_batch = T * C;
+  std::vector<float> full(size_t(B * T * C)), lf(size_t(B * H * T)), a(full.size()), la(lf.size()), b(full.size()),
+      lb(lf.size());
+  s.Tk = Tk, s.kv_batch = Tk * C;
+  attention_forward(full.data(), lf.data(), q.data(), k.data(), v.data(), s);
+  s.Tk = split;
+  attention_forward(a.data(), la.data(), q.data(), k.data(), v.data(), s);
+  s.Tk = Tk - split;
+  attention_forward(b.data(), lb.data(), q.data(), k.data() + split * C, v.data() + split * C, s);
+  attention_merge(a.data(), la.data(), b.data(), lb.data(), B, T, H, D);
+  return std::max(max_diff(full, a), max_diff(lf, la));
+}
+
+float matmul_error(int64_t N, int64_t C, int64_t OC, bool bias) {
+  auto x = randn(size_t(N * C), 6), w = randn(size_t(C * OC), 7), b = randn(size_t(OC), 8);
+  std::vector<float> o1(size_t(N * OC)), o2(o1.size());
+  matmul_forward(o1.data(), x.data(), w.data(), bias ? b.data() : nullptr, N, C, OC);
+  matmul_forward_naive(o2.data(), x.data(), w.data(), bias ? b.data() : nullptr, N, C, OC);
+  return max_diff(o1, o2);
+}
+
+float layernorm_error(int64_t N, int64_t C) {
+  auto x = randn(size_t(N * C), 9, 3.0f), w = randn(size_t(C), 10), b = randn(size_t(C), 11);
+  for (auto& e : x) e += 5.0f;  // an offset the two-pass variance must handle
+  std::vector<float> out(x.size()), mean(static_cast<size_t>(N)), rstd(static_cast<size_t>(N)), want(x.size());
+  layernorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, 1e-5f);
+  for (int64_t n = 0; n < N; ++n) {
+    double m = 0, v = 0;
+    for (int64_t i = 0; i < C; ++i) m += x[size_t(n * C + i)];
+    m /= double(C);
+    for (int64_t i = 0; i < C; ++i) v += (x[size_t(n * C + i)] - m) * (x[size_t(n * C + i)] - m);
+    v /= double(C);
+    for (int64_t i = 0; i < C; ++i)
+      want[size_t(n * C + i)] = float((x[size_t(n * C + i)] - m) / std::sqrt(v + 1e-5) * w[size_t(i)] + b[size_t(i)]);
+  }
+  return max_diff(out, want);
+}
+
+float gelu_error(bool tanh_form) {
+  auto x = randn(4096, 12, 3.0f);
+  std::vector<float> out(x.size()), want(x.size());
+  (tanh_form ? gelu_tanh_forward : gelu_erf_forward)(out.data(), x.data(), int64_t(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    double v = x[i];
+    want[i] = tanh_form ? float(0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))))
+                        : float(0.5 * v * (1 + std::erf(v / std::sqrt(2.0))));
+  }
+  return max_diff(out, want);
+}
+
+float cross_entropy_error() {
+  const int64_t N = 7, V = 50257;
+  auto logits = randn(size_t(N * V), 13, 4.0f);
+  std::vector<int32_t> t = {0, 5, 50256, 123, 9999, 7, 42};
+  std::vector<float> loss(static_cast<size_t>(N)), want(static_cast<size_t>(N));
+  cross_entropy_forward(loss.data(), logits.data(), t.data(), N, V);
+  for (int64_t n = 0; n < N; ++n) {
+    double m = -1e30, s = 0;
+    for (int64_t v = 0; v < V; ++v) m = std::max(m, double(logits[size_t(n * V + v)]));
+    for (int64_t v = 0; v < V; ++v) s += std::exp(double(logits[size_t(n * V + v)]) - m);
+    want[size_t(n)] = float(m + std::log(s) - logits[size_t(n * V + t[size_t(n)])]);
+  }
+  return max_diff(loss, want);
+}
+
+struct OpRow {
+  const char* name;
+  std::function<float()> error;
+  float tolerance;
+};
+
+const std::vector<OpRow>& op_table() {
+  static const std::vector<OpRow> rows = {
+      {"matmul 1x8x5", [] { return matmul_error(1, 8, 5, true); }, 1e-5f},
+      {"matmul 67x130x33 bias", [] { return matmul_error(67, 130, 33, true); }, 1e-4f},
+      {"matmul 64x96x256 no bias", [] { return matmul_error(64, 96, 256, false); }, 1e-4f},
+      {"layernorm 5x768", [] { return layernorm_error(5, 768); }, 1e-4f},
+      {"layernorm 33x24", [] { return layernorm_error(33, 24); }, 1e-5f},
+      {"gelu erf", [] { return gelu_error(false); }, 1e-5f},
+      {"gelu tanh", [] { return gelu_error(true); }, 1e-5f},
+      {"cross entropy V=50257", [] { return cross_entropy_error(); }, 1e-4f},
+      {"attention causal T=1", [] { return attention_error({1, 1, 1, 2, 8, 0, true}); }, 1e-5f},
+      {"attention causal T=100 (tiles, blocks)", [] { return attention_error({2, 100, 100, 3, 16, 0, true}); }, 1e-5f},
+      {"attention causal T=200 D=64", [] { return attention_error({1, 200, 200, 2, 64, 0, true}); }, 1e-5f},
+      {"attention decode pos0=129", [] { return attention_error({2, 1, 130, 3, 8, 129, true}); }, 1e-5f},
+      {"attention chunk pos0=70", [] { return attention_error({1, 37, 107, 2, 8, 70, true}); }, 1e-5f},
+      {"attention full (non-causal)", [] { return attention_error({2, 45, 150, 2, 8, 0, false}); }, 1e-5f},
+      {"attention merge halves", [] { return merge_error(2, 19, 150, 70, 3, 8); }, 1e-5f},
+      {"attention merge uneven", [] { return merge_error(1, 5, 9, 1, 2, 16); }, 1e-5f},
+  };
+  return rows;
+}
+
+class Ops : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(Ops, MatchesReference) {
+  const OpRow& row = op_table()[GetParam()];
+  float err = row.error();
+  EXPECT_LE(err, row.tolerance) << row.name << ": max error " << err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Table, Ops, ::testing::Range<size_t>(0, op_table().size()),
+                         [](const auto& info) {
+                           std::string n = op_table()[info.param].name;
+                           for (auto& ch : n)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return n;
+                         });
+
+TEST(Attention, RowThatSeesNoKeyIsMinusInfinityAndZero) {
+  AttentionShape s;
+  s.B = 1, s.Tq = 1, s.Tk = 0, s.H = 1, s.D = 4, s.q_row = 4, s.kv_row = 4, s.out_row = 4, s.causal = false;
+  std::vector<float> q(4, 1.0f), o(4, 7.0f), l(1, 0.0f);
+  attention_forward(o.data(), l.data(), q.data(), q.data(), q.data(), s);
+  EXPECT_EQ(l[0], -INFINITY);
+  EXPECT_EQ(o[0], 0.0f);
+}
+
+TEST(Embedding, AddsTokenAndPositionRows) {
+  std::vector<float> wte = {1, 2, 3, 4, 5, 6}, wpe = {10, 20, 30, 40, 50, 60}, out(4);
+  std::vector<int32_t> tok = {2, 0};
+  embedding_forward(out.data(), tok.data(), wte.data(), wpe.data(), 1, 2, 2, 1, 2.0f);
+  EXPECT_EQ(out, (std::vector<float>{2 * (5 + 30), 2 * (6 + 40), 2 * (1 + 50), 2 * (2 + 60)}));
+}
+
+}  // namespace
+}  // namespace wafer

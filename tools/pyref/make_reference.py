@@ -70,6 +70,24 @@ def save_model(folder, c, p, layout, dtype=torch.float32):
     return {k: v.to(dtype).to(torch.float64) for k, v in p.items()}
 
 
+def write_bad_pickles(out, c):
+    """pytorch_model.bin archives whose pickle is truncated or uses an opcode a state dict never has."""
+    import zipfile
+    cases = {
+        "bad_pickle_truncated": b"\x80\x02}q\x00(X\x03\x00\x00\x00abc",
+        "bad_pickle_opcode": b"\x80\x02}q\x00\xff.",
+        "bad_pickle_not_dict": b"\x80\x02K\x05.",
+    }
+    for name, pkl in cases.items():
+        folder = os.path.join(out, name)
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(c, f)
+        with zipfile.ZipFile(os.path.join(folder, "pytorch_model.bin"), "w") as z:
+            z.writestr("archive/data.pkl", pkl)
+            z.writestr("archive/version", "3\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -108,6 +126,7 @@ def main():
             "name": name, "dir": folder, "prompt": prompt, "greedy": ref.greedy(p, c, prompt, 24),
             "ppl_ctx": ctx, "ppl_stride": stride, "ppl_nll": nll, "ppl_scored": scored,
         })
+    write_bad_pickles(args.out, models[0][1])
     with open(os.path.join(args.out, "expected.json"), "w") as f:
         json.dump(manifest, f, indent=1)
 
