@@ -153,7 +153,7 @@ int compare_with_tiktoken(const std::vector<std::string>& paths, size_t* bytes_o
     std::memcpy(&n, bin.data() + off, 4);
     off += 4;
     std::vector<int32_t> want(n);
-    std::memcpy(want.data(), bin.data() + off, 4 * size_t(n));
+    if (n) std::memcpy(want.data(), bin.data() + off, 4 * size_t(n));
     off += 4 * size_t(n);
     std::vector<int32_t> got = gpt2().encode(text, false, &cache);
     if (got != want) {

@@ -94,6 +94,7 @@ void add_generate_command(CLI::App& app) {
       for (size_t k = 0; k < r.tokens.size(); ++k) line += (k ? "," : "") + std::to_string(r.tokens[k]);
       std::printf("%s\n", line.c_str());
     }
+    std::fflush(stdout);
     const int64_t decoded = int64_t(r.tokens.size()) - 1;
     std::fprintf(stderr, "[prefill %zu tokens in %.3f s (%.1f tok/s); decode %zu tokens, %.1f tok/s%s]\n",
                  prompt.size(), r.prefill_seconds, double(prompt.size()) / std::max(r.prefill_seconds, 1e-9),

@@ -14,12 +14,20 @@ void matmul_forward(float* out, const float* inp, const float* w, const float* b
     for (int64_t n = 0; n < N; ++n) std::memcpy(out + n * OC, bias, size_t(OC) * sizeof(float));
     beta = 1.0f;
   }
+  if (N == 1) {  // decode: a matrix-vector product, bound by reading w once; gemm would pack it first
+    cblas_sgemv(CblasRowMajor, CblasTrans, int(C), int(OC), 1.0f, w, int(OC), inp, 1, beta, out, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(N), int(OC), int(C), 1.0f, inp, int(C), w, int(OC), beta,
               out, int(OC));
 }
 
 void matmul_forward_transposed(float* out, const float* inp, const float* w, int64_t N, int64_t C, int64_t V,
                                float scale) {
+  if (N == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, int(V), int(C), scale, w, int(C), inp, 1, 0.0f, out, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(N), int(V), int(C), scale, inp, int(C), w, int(C), 0.0f,
               out, int(V));
 }

@@ -1,0 +1,109 @@
+"""The competitor for bench/run.sh: GPT-2 / Cerebras-GPT inference in PyTorch, written the way
+an engineer would for speed on Debian's torch 1.13 (fused QKV nn.Linear, batched matmul
+attention, a KV cache for decoding, no autograd), configured at its best on 2 cores:
+torch.set_num_threads(2) with OMP_WAIT_POLICY=PASSIVE set by the caller.
+
+Prints one JSON object: prefill tokens/s per length, decode tokens/s at batch 1.
+Usage: OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 torch_gpt2.py --layers 10 --d 768 --heads 12
+"""
+import argparse
+import json
+import math
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads, ffn, gelu):
+        super().__init__()
+        self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.c_attn, self.c_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.c_fc, self.mlp_proj = nn.Linear(d, ffn), nn.Linear(ffn, d)
+        self.heads, self.gelu = heads, gelu
+
+    def forward(self, x, cache, pos0):
+        B, T, C = x.shape
+        H, D = self.heads, C // self.heads
+        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=-1)
+        q, k, v = (t.view(B, T, H, D).transpose(1, 2) for t in (q, k, v))
+        if cache is not None:
+            cache[0][:, :, pos0:pos0 + T] = k
+            cache[1][:, :, pos0:pos0 + T] = v
+            k, v = cache[0][:, :, :pos0 + T], cache[1][:, :, :pos0 + T]
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(D))
+        if T > 1:
+            mask = torch.ones(T, pos0 + T, dtype=torch.bool).triu(pos0 + 1)
+            att = att.masked_fill(mask, float("-inf"))
+        y = (att.softmax(-1) @ v).transpose(1, 2).reshape(B, T, C)
+        x = x + self.c_proj(y)
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate=self.gelu))
+
+
+class GPT2(nn.Module):
+    def __init__(self, vocab, positions, d, layers, heads, ffn, gelu="none"):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(positions, d)
+        self.h = nn.ModuleList(Block(d, heads, ffn, gelu) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(d)
+        for p in self.parameters():
+            nn.init.normal_(p, std=0.02)
+
+    def forward(self, ids, caches=None, pos0=0, last_only=False):
+        T = ids.shape[1]
+        x = self.wte(ids) + self.wpe(torch.arange(pos0, pos0 + T))
+        for i, blk in enumerate(self.h):
+            x = blk(x, caches[i] if caches else None, pos0)
+        x = self.ln_f(x[:, -1:] if last_only else x)
+        return x @ self.wte.weight.T
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--layers", type=int, default=10)
+    ap.add_argument("--d", type=int, default=768)
+    ap.add_argument("--heads", type=int, default=12)
+    ap.add_argument("--vocab", type=int, default=50257)
+    ap.add_argument("--positions", type=int, default=2048)
+    ap.add_argument("--prefill", default="128,1024")
+    ap.add_argument("--decode-tokens", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    m = GPT2(a.vocab, a.positions, a.d, a.layers, a.heads, 4 * a.d).eval()
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "prefill": {}}
+    with torch.no_grad():
+        for T in (int(t) for t in a.prefill.split(",")):
+            ids = torch.randint(0, a.vocab, (1, T))
+            best = 1e30
+            for r in range(a.repeats + 1):
+                t0 = time.perf_counter()
+                m(ids, last_only=True)
+                if r:
+                    best = min(best, time.perf_counter() - t0)
+            out["prefill"][str(T)] = {"seconds": best, "tokens_per_s": T / best}
+        if a.decode_tokens > 1:
+            best = 1e30
+            D = a.d // a.heads
+            for _ in range(a.repeats):
+                n_max = 16 + a.decode_tokens
+                caches = [(torch.zeros(1, a.heads, n_max, D), torch.zeros(1, a.heads, n_max, D)) for _ in m.h]
+                ids = torch.randint(0, a.vocab, (1, 16))
+                logits = m(ids, caches, 0, last_only=True)
+                pos = 16
+                t0 = time.perf_counter()
+                for _ in range(a.decode_tokens - 1):
+                    nxt = logits[:, -1].argmax(-1, keepdim=True)
+                    logits = m(nxt, caches, pos, last_only=True)
+                    pos += 1
+                best = min(best, (time.perf_counter() - t0) / (a.decode_tokens - 1))
+            out["decode"] = {"batch": 1, "seconds_per_token": best, "tokens_per_s": 1.0 / best}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: set up the machine (idempotent), build, run the whole suite under ctest,
+# then build again with AddressSanitizer + UndefinedBehaviorSanitizer and run it once more.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+# One thread pool that sleeps when idle: libgomp is shared by OpenBLAS and our kernels.
+export OMP_WAIT_POLICY=PASSIVE
+bash scripts/build.sh build
+(cd build && ctest -j2 --output-on-failure)
+bash scripts/build.sh build-asan -DWAFER_SANITIZE=ON -DWAFER_NATIVE=OFF
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest -j2 --output-on-failure)
