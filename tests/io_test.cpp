@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "core/error.h"
 #include "core/file.h"
@@ -91,44 +92,43 @@ TEST(Safetensors, WriteReadRoundTripAndAtomicity) {
   for (auto& e : fs::directory_iterator(dir)) EXPECT_EQ(e.path().filename(), "t.safetensors");
 }
 
-TEST(Load, MissingTensorWrongShapeWrongDtype) {
-  std::string dir = copy_model("f32_gelu", "missing");
+// Rewrites a copy of the f32 reference model with each tensor passed through `edit`, which may
+// replace it (return true with `out` set) or drop it (return false).
+std::string rewrite_model(const std::string& as,
+                          const std::function<bool(const TensorRef&, TensorToWrite& out)>& edit) {
+  std::string dir = copy_model("f32_gelu", as);
   {
-    auto m = load_hf_model(dir);
     SafetensorsFile f(dir + "/model.safetensors");
     std::vector<TensorToWrite> ts;
-    for (const auto& [name, t] : f.tensors())
-      if (name != "transformer.h.1.mlp.c_fc.bias") ts.push_back({name, t.dtype, t.shape, t.data});
+    for (const auto& [name, t] : f.tensors()) {
+      TensorToWrite w{name, t.dtype, t.shape, t.data};
+      if (edit(t, w)) ts.push_back(w);
+    }
     write_safetensors(dir + "/model2.safetensors", ts);
   }
   fs::rename(dir + "/model2.safetensors", dir + "/model.safetensors");
-  expect_error([&] { load_hf_model(dir); }, "missing tensor 'transformer.h.1.mlp.c_fc.bias'");
+  return dir;
+}
 
-  std::string dir2 = copy_model("f32_gelu", "shape");
-  {
-    SafetensorsFile f(dir2 + "/model.safetensors");
-    std::vector<TensorToWrite> ts;
-    std::vector<float> wrong(10, 0.0f);
-    for (const auto& [name, t] : f.tensors())
-      ts.push_back(name == "transformer.ln_f.bias" ? TensorToWrite{name, DType::F32, {10}, wrong.data()}
-                                                   : TensorToWrite{name, t.dtype, t.shape, t.data});
-    write_safetensors(dir2 + "/model2.safetensors", ts);
-  }
-  fs::rename(dir2 + "/model2.safetensors", dir2 + "/model.safetensors");
-  expect_error([&] { load_hf_model(dir2); }, "'transformer.ln_f.bias' expected shape [24], found [10]");
+TEST(Load, MissingTensorWrongShapeWrongDtype) {
+  std::string missing = rewrite_model("missing", [](const TensorRef& t, TensorToWrite&) {
+    return t.name != "transformer.h.1.mlp.c_fc.bias";
+  });
+  expect_error([&] { load_hf_model(missing); }, "missing tensor 'transformer.h.1.mlp.c_fc.bias'");
 
-  std::string dir3 = copy_model("f32_gelu", "dtype");
-  {
-    SafetensorsFile f(dir3 + "/model.safetensors");
-    std::vector<TensorToWrite> ts;
-    std::vector<int32_t> ints(24, 0);
-    for (const auto& [name, t] : f.tensors())
-      ts.push_back(name == "transformer.ln_f.bias" ? TensorToWrite{name, DType::I32, {24}, ints.data()}
-                                                   : TensorToWrite{name, t.dtype, t.shape, t.data});
-    write_safetensors(dir3 + "/model2.safetensors", ts);
-  }
-  fs::rename(dir3 + "/model2.safetensors", dir3 + "/model.safetensors");
-  expect_error([&] { load_hf_model(dir3); }, "expected a float dtype (F32, BF16, F16), found I32");
+  std::vector<float> wrong(10, 0.0f);
+  std::string shape = rewrite_model("shape", [&](const TensorRef& t, TensorToWrite& w) {
+    if (t.name == "transformer.ln_f.bias") w = {t.name, DType::F32, {10}, wrong.data()};
+    return true;
+  });
+  expect_error([&] { load_hf_model(shape); }, "'transformer.ln_f.bias' expected shape [24], found [10]");
+
+  std::vector<int32_t> ints(24, 0);
+  std::string dtype = rewrite_model("dtype", [&](const TensorRef& t, TensorToWrite& w) {
+    if (t.name == "transformer.ln_f.bias") w = {t.name, DType::I32, {24}, ints.data()};
+    return true;
+  });
+  expect_error([&] { load_hf_model(dtype); }, "expected a float dtype (F32, BF16, F16), found I32");
 }
 
 TEST(Load, ConfigProblems) {

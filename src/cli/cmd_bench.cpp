@@ -44,9 +44,7 @@ void add_bench_command(CLI::App& app) {
     if (!o->model.empty()) {
       m = load_hf_model(o->model);
     } else if (!o->preset.empty()) {
-      auto c = preset(o->preset);
-      WAFER_CHECK(c.has_value(), "[bench] unknown preset '", o->preset, "'");
-      m = std::make_unique<Model>(*c);
+      m = std::make_unique<Model>(resolve_config(o->preset, "", ""));
       init_weights(*m, {});
     }
     if (m) {

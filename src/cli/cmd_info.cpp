@@ -66,22 +66,6 @@ struct ShapeOverrides {
   }
 };
 
-ModelConfig resolve_config(const std::string& preset_name, const std::string& config_file, const std::string& model_dir) {
-  int given = !preset_name.empty() + !config_file.empty() + !model_dir.empty();
-  WAFER_CHECK(given == 1, "[config] expected exactly one of --preset, --config, --model; found ", given);
-  if (!preset_name.empty()) {
-    auto p = preset(preset_name);
-    if (!p) {
-      std::string names;
-      for (const auto& n : preset_names()) names += " " + n;
-      fail(str_cat("[config] unknown preset '", preset_name, "'; expected one of:", names));
-    }
-    return *p;
-  }
-  if (!config_file.empty()) return load_config(config_file);
-  return load_config(model_dir + "/config.json");
-}
-
 }  // namespace
 
 void add_info_command(CLI::App& app) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "model/config.h"
 #include "tokenizer/bpe.h"
 
 namespace wafer::cli {
@@ -15,5 +16,7 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& what)
 // The tokenizer in `explicit_dir` if given, else the one in `model_dir`; throws naming both.
 std::unique_ptr<Tokenizer> find_tokenizer(const std::string& explicit_dir, const std::string& model_dir);
 std::string json_ids(const std::vector<int32_t>& ids);
+// The config named by exactly one of a preset name, a config.json path or a model folder.
+ModelConfig resolve_config(const std::string& preset_name, const std::string& config_file, const std::string& model_dir);
 
 }  // namespace wafer::cli

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/json_file.h"
 #include "io/safetensors.h"
 #include "io/torch_bin.h"
 #include "model/model.h"
@@ -49,13 +50,7 @@ struct WeightFiles {
 };
 
 std::vector<std::string> index_files(const std::string& index_path) {
-  std::string text = read_file(index_path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail(str_cat("[load] ", index_path, " is not valid JSON: ", e.what()));
-  }
+  nlohmann::json j = read_json_file(index_path, "load");
   WAFER_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(), "[load] ", index_path,
               ": expected an object with a 'weight_map' of tensor name -> file");
   std::set<std::string> files;

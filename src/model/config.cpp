@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/json_file.h"
 
 namespace wafer {
 
@@ -128,14 +129,7 @@ nlohmann::ordered_json config_to_json(const ModelConfig& c) {
 }
 
 ModelConfig load_config(const std::string& path) {
-  std::string text = read_file(path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail(str_cat("[config] ", path, " is not valid JSON: ", e.what()));
-  }
-  return config_from_json(j, path);
+  return config_from_json(read_json_file(path, "config"), path);
 }
 
 void save_config(const ModelConfig& c, const std::string& path) {

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/json_file.h"
 
 namespace wafer {
 
@@ -66,15 +67,6 @@ bool unmap_token(const std::string& key, const std::unordered_map<uint32_t, uint
   return true;
 }
 
-nlohmann::json parse_json_file(const std::string& path) {
-  std::string text = read_file(path);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail(str_cat("[tokenizer] ", path, " is not valid JSON: ", e.what()));
-  }
-}
-
 }  // namespace
 
 bool Tokenizer::present(const std::string& dir) {
@@ -97,7 +89,7 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
   std::string tj = is_json_file ? path : path + "/tokenizer.json";
   if (file_exists(path + "/vocab.json") && file_exists(path + "/merges.txt")) {
     vocab_source = path + "/vocab.json";
-    vocab = parse_json_file(vocab_source);
+    vocab = read_json_file(vocab_source, "tokenizer");
     std::string text = read_file(path + "/merges.txt");
     size_t line_no = 0, pos = 0;
     while (pos < text.size()) {
@@ -116,7 +108,7 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
     }
   } else if (file_exists(tj)) {
     vocab_source = tj;
-    nlohmann::json j = parse_json_file(tj);
+    nlohmann::json j = read_json_file(tj, "tokenizer");
     WAFER_CHECK(j.contains("model") && j["model"].is_object() && j["model"].value("type", "BPE") == "BPE" &&
                     j["model"].contains("vocab") && j["model"].contains("merges"),
                 "[tokenizer] ", tj, ": expected a BPE model with 'vocab' and 'merges'");
