@@ -12,5 +12,6 @@ void add_logits_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_grads_command(CLI::App& app);
 
 }  // namespace wafer::cli

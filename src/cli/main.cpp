@@ -1,12 +1,22 @@
 // cli/main.cpp: `wafer <subcommand>`. The only place that catches errors and picks exit codes:
 // 0 success, 1 a wafer error (bad input, with one message line), 2 bad command-line usage.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "cli/commands.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
+  // libgomp (shared by OpenBLAS and our kernels) reads OMP_WAIT_POLICY when it loads, before
+  // main. Idle workers that spin steal the other core on small machines, so unless the user
+  // chose a policy, start again with PASSIVE (sleeping) workers.
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure; then carry on as we are
+  }
   CLI::App app{"wafer: train and run Cerebras-GPT (GPT-2 layout) models"};
   app.require_subcommand(1);
   wafer::cli::add_tokenize_command(app);
@@ -16,6 +26,7 @@ int main(int argc, char** argv) {
   wafer::cli::add_generate_command(app);
   wafer::cli::add_eval_command(app);
   wafer::cli::add_bench_command(app);
+  wafer::cli::add_grads_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

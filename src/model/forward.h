@@ -37,10 +37,12 @@ struct LayerKV {
 
 enum class LogitsRows { All, Last };  // [B, T, V] or only each sequence's last position [B, V]
 
-// Scratch for one forward call, reused across calls of the same or smaller size.
+enum class PassMode { Inference, Training };  // Training keeps every layer's activations
+
+// Scratch for forward (and, in Training mode, backward) calls, reused across calls.
 class ForwardPass {
  public:
-  explicit ForwardPass(const Model& m);
+  explicit ForwardPass(const Model& m, PassMode mode = PassMode::Inference);
 
   // tokens: [B, T] ids in [0, V), positions pos0 .. pos0+T-1 (pos0 + T <= P). With `kv`
   // (L views, or empty), K/V of these positions are written into the cache and attention reads
@@ -49,14 +51,36 @@ class ForwardPass {
   const float* forward(const int32_t* tokens, int64_t B, int64_t T, int64_t pos0, const std::vector<LayerKV>& kv,
                        LogitsRows rows);
 
+  // Training: forward over tokens [B, T] and the summed next-token cross-entropy against
+  // targets [B, T] (-1 = ignored). Returns (sum of losses, number of counted targets).
+  std::pair<double, int64_t> forward_loss(const int32_t* tokens, const int32_t* targets, int64_t B, int64_t T);
+  // Training: backward of the last forward_loss, each counted position's loss weighted by
+  // `loss_scale` (e.g. 1 / (targets · micro-batches)). Adds (+=) into `grads` (views into a
+  // gradient buffer laid out like the parameters; a tied head's gradient lands in wte's).
+  void backward(const int32_t* tokens, const int32_t* targets, int64_t B, int64_t T, float loss_scale,
+                const ModelWeights& grads);
+
  private:
   void block_forward(const LayerWeights& w, BlockActivations& a, float* out, const float* x, int64_t B, int64_t T,
                      int64_t pos0, const LayerKV* kv);
+  // dx [B, T, C]: in, the gradient of the block's output; out, of its input x.
+  void block_backward(const LayerWeights& w, const LayerWeights& g, const BlockActivations& a, const float* x,
+                      float* dx, int64_t B, int64_t T);
+  void resize(int64_t B, int64_t T);
 
   const Model& m_;
+  PassMode mode_;
   GeluForwardFn gelu_;
-  BlockActivations acts_;
-  std::vector<float> x_, x_next_, tmp_, lnf_, last_rows_, logits_;
+  GeluBackwardFn gelu_backward_;
+  std::vector<BlockActivations> acts_;        // [L] when training, else [1] reused by every layer
+  std::vector<std::vector<float>> resid_;     // residual stream: [L+1][B, T, C] training, else [2]
+  std::vector<float> tmp_;                    // [B, T, C]
+  std::vector<float> lnf_, lnf_mean_, lnf_rstd_;  // [B, T, C], [B, T], [B, T]
+  std::vector<float> last_rows_;              // [B, C]
+  std::vector<float> logits_;                 // [B, T, V] or [B, V]; dlogits in place in backward
+  std::vector<float> losses_;                 // [B, T]
+  std::vector<float> dres2_, dfch_, dfch_gelu_, dln_, datty_, dqkv_, dlnf_;  // backward scratch
+  const float* resid_out_ = nullptr;          // input of ln_f in the last forward
 };
 
 }  // namespace wafer

@@ -173,3 +173,64 @@ def load_folder(path):
         c = json.load(f)
     p = {k: v.float() for k, v in read_safetensors(os.path.join(path, "model.safetensors")).items()}
     return p, c
+
+
+def lr_at(step, peak, warmup, total, decay, final_ratio):
+    """wafer's schedule (train/schedule.h), for the optimizer reference."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    p = min(1.0, (step - warmup) / max(1, total - 1 - warmup))
+    if decay == "linear":
+        return peak * (1 - (1 - final_ratio) * p)
+    return peak * (final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def is_matrix(name):
+    return name.endswith(".weight") and any(k in name for k in ("c_attn", "c_proj", "c_fc"))
+
+
+def decays(name):
+    return is_matrix(name) or name in ("transformer.wte.weight", "transformer.wpe.weight", "lm_head.weight")
+
+
+def loss_and_grads(p, c, batches):
+    """Mean next-token cross-entropy over every counted target of the micro-batches (each an
+    [B, T] LongTensor, HF labels=input_ids convention) and float64 gradients."""
+    leaves = {k: v.detach().to(torch.float64).requires_grad_(True) for k, v in p.items()}
+    total, counted = 0.0, 0
+    for ids in batches:
+        logits = forward(leaves, c, ids)
+        V = logits.shape[-1]
+        total = total + F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1), reduction="sum")
+        counted += ids.shape[0] * (ids.shape[1] - 1)
+    loss = total / counted
+    loss.backward()
+    return float(loss), {k: v.grad for k, v in leaves.items()}, leaves
+
+
+def adamw_run(p, c, steps, peak, warmup, decay, final_ratio, clip=1.0, wd=0.1, betas=(0.9, 0.95), eps=1e-8):
+    """torch.optim.AdamW over `steps` (a list of micro-batch lists), float64. Returns (losses, params)."""
+    leaves = {k: v.detach().to(torch.float64).clone().requires_grad_(True) for k, v in p.items()}
+    C = c["n_embd"]
+    mult = {k: (c["mup_base_width"] / C if c.get("mup_base_width", 0) and is_matrix(k) else 1.0) for k in leaves}
+    groups = [{"params": [v], "lr": peak, "weight_decay": wd if decays(k) else 0.0, "name": k}
+              for k, v in leaves.items()]
+    opt = torch.optim.AdamW(groups, lr=peak, betas=betas, eps=eps)
+    losses = []
+    for s, micro in enumerate(steps):
+        opt.zero_grad()
+        total, counted = 0.0, 0
+        for ids in micro:
+            logits = forward(leaves, c, ids)
+            V = logits.shape[-1]
+            total = total + F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1), reduction="sum")
+            counted += ids.shape[0] * (ids.shape[1] - 1)
+        loss = total / counted
+        loss.backward()
+        losses.append(float(loss))
+        torch.nn.utils.clip_grad_norm_(list(leaves.values()), clip)
+        lr = lr_at(s, peak, warmup, len(steps), decay, final_ratio)
+        for g in opt.param_groups:
+            g["lr"] = lr * mult[g["name"]]
+        opt.step()
+    return losses, {k: v.detach() for k, v in leaves.items()}

@@ -70,6 +70,24 @@ def save_model(folder, c, p, layout, dtype=torch.float32):
     return {k: v.to(dtype).to(torch.float64) for k, v in p.items()}
 
 
+def write_optimizer_runs(out, models, g):
+    """Ten AdamW steps (warmup, decay, clipping, weight decay, 2 micro-batches a step) from two of
+    the reference models; expected losses and final parameters."""
+    runs = []
+    for name, peak, decay in (("f32_gelu", 1e-3, "linear"), ("mup_untied", 2e-3, "cosine")):
+        folder = os.path.join(out, name)
+        c = next(m[1] for m in models if m[0] == name)
+        p = {k: v.double() for k, v in ref.read_safetensors(os.path.join(folder, "model.safetensors")).items()}
+        steps = [[torch.randint(0, c["vocab_size"], (2, 9), generator=g) for _ in range(2)] for _ in range(10)]
+        losses, final = ref.adamw_run(p, c, steps, peak=peak, warmup=3, decay=decay, final_ratio=0.1)
+        ref.write_safetensors(os.path.join(folder, f"adamw_{decay}.safetensors"),
+                              {k: v.to(torch.float32) for k, v in final.items()})
+        runs.append({"model": name, "dir": folder, "peak": peak, "warmup": 3, "decay": decay, "final_ratio": 0.1,
+                     "steps": [[b.tolist() for b in micro] for micro in steps], "losses": losses,
+                     "expected": os.path.join(folder, f"adamw_{decay}.safetensors")})
+    return runs
+
+
 def write_bad_pickles(out, c):
     """pytorch_model.bin archives whose pickle is truncated or uses an opcode a state dict never has."""
     import zipfile
@@ -119,6 +137,13 @@ def main():
         logits = ref.forward(p, c, ids)
         ref.write_safetensors(os.path.join(folder, "expected_logits.safetensors"),
                               {"logits": logits.to(torch.float32), "input_ids": ids.to(torch.int64)})
+        if name != "f16_sharded":
+            loss, grads, _ = ref.loss_and_grads(p, c, [ids])
+            out = {k: v.to(torch.float32) for k, v in grads.items()}
+            out["loss"] = torch.tensor([loss], dtype=torch.float64)
+            ref.write_safetensors(os.path.join(folder, "expected_grads.safetensors"), out)
+            with open(os.path.join(folder, "grads_batch.json"), "w") as f:
+                json.dump({"input_ids": ids.tolist()}, f)
         prompt = ids[0, :5].tolist()
         ctx, stride = 48, 20
         nll, scored = ref.perplexity(p, c, ppl_ids, ctx, stride)
@@ -127,6 +152,7 @@ def main():
             "ppl_ctx": ctx, "ppl_stride": stride, "ppl_nll": nll, "ppl_scored": scored,
         })
     write_bad_pickles(args.out, models[0][1])
+    manifest["optimizer"] = write_optimizer_runs(args.out, models, g)
     with open(os.path.join(args.out, "expected.json"), "w") as f:
         json.dump(manifest, f, indent=1)
 

@@ -121,6 +121,45 @@ void attention_forward_naive(float* out, float* lse, const float* q, const float
       }
 }
 
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
+                        const float* q, const float* k, const float* v, const AttentionShape& s) {
+  const int64_t D = s.D;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int64_t b = 0; b < s.B; ++b)
+    for (int64_t h = 0; h < s.H; ++h) {
+      for (int64_t i = 0; i < s.Tq; ++i) {
+        const float l = lse[(b * s.H + h) * s.Tq + i];
+        if (l == kNegInf) continue;
+        const float* qi = q + b * s.q_batch + i * s.q_row + h * D;
+        const float* doi = dout + b * s.out_batch + i * s.out_row + h * D;
+        const float* oi = out + b * s.out_batch + i * s.out_row + h * D;
+        float* dqi = dq + b * s.q_batch + i * s.q_row + h * D;
+        float di = 0.0f;
+        for (int64_t d = 0; d < D; ++d) di += doi[d] * oi[d];
+        const int64_t n = visible_end(s, i);
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t kv_off = b * s.kv_batch + j * s.kv_row + h * D;
+          const float* kj = k + kv_off;
+          const float* vj = v + kv_off;
+          float sc = 0.0f, dp = 0.0f;
+          for (int64_t d = 0; d < D; ++d) {
+            sc += qi[d] * kj[d];
+            dp += doi[d] * vj[d];
+          }
+          const float p = std::exp(sc * s.scale - l);
+          const float ds = p * (dp - di) * s.scale;
+          float* dkj = dk + kv_off;
+          float* dvj = dv + kv_off;
+          for (int64_t d = 0; d < D; ++d) {
+            dvj[d] += p * doi[d];
+            dqi[d] += ds * kj[d];
+            dkj[d] += ds * qi[d];
+          }
+        }
+      }
+    }
+}
+
 void attention_merge(float* out1, float* lse1, const float* out2, const float* lse2, int64_t B, int64_t T, int64_t H,
                      int64_t D) {
 #pragma omp parallel for collapse(2) schedule(static)

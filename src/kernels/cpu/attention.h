@@ -27,6 +27,15 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
 void attention_forward_naive(float* out, float* lse, const float* q, const float* k, const float* v,
                              const AttentionShape& s);
 
+// Backward (+=) from the forward's out and lse, recomputing each probability as
+// p_ij = exp(s_ij - lse_i) instead of storing them:
+//   dv_j += Σ_i p_ij·dout_i;  ds_ij = p_ij·(dout_i·v_j - dout_i·out_i);
+//   dq_i += scale·Σ_j ds_ij·k_j;  dk_j += scale·Σ_i ds_ij·q_i.
+// dq has q's strides, dk/dv the kv strides, dout out's strides. (b, h) pairs run in parallel;
+// each owns its slices, so nothing is shared between threads.
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
+                        const float* q, const float* k, const float* v, const AttentionShape& s);
+
 // Merges a second partial result into the first, both over the same queries and disjoint keys:
 // lse = log(e^lse1 + e^lse2), out = e^(lse1-lse)·out1 + e^(lse2-lse)·out2, fp32, -inf safe.
 // out1/out2: [B, T, H, D] packed; lse1/lse2: [B, H, T].

@@ -9,11 +9,35 @@ void cross_entropy_forward(float* losses, const float* logits, const int32_t* ta
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
     const float* row = logits + n * V;
+    if (targets[n] < 0) {  // ignored position
+      losses[n] = 0.0f;
+      continue;
+    }
     float m = row[0];
     for (int64_t v = 1; v < V; ++v) m = row[v] > m ? row[v] : m;
     double s = 0.0;
     for (int64_t v = 0; v < V; ++v) s += std::exp(double(row[v] - m));
     losses[n] = float(double(m) + std::log(s) - double(row[targets[n]]));
+  }
+}
+
+void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, const float* dloss, int64_t N,
+                            int64_t V) {
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    const float* row = logits + n * V;
+    float* d = dlogits + n * V;
+    if (targets[n] < 0) {
+      for (int64_t v = 0; v < V; ++v) d[v] = 0.0f;
+      continue;
+    }
+    float m = row[0];
+    for (int64_t v = 1; v < V; ++v) m = row[v] > m ? row[v] : m;
+    double s = 0.0;
+    for (int64_t v = 0; v < V; ++v) s += std::exp(double(row[v] - m));
+    const float inv = float(1.0 / s), g = dloss[n];
+    for (int64_t v = 0; v < V; ++v) d[v] = g * std::exp(row[v] - m) * inv;
+    d[targets[n]] -= g;
   }
 }
 

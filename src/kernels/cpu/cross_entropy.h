@@ -5,7 +5,12 @@
 
 namespace wafer {
 
-// losses[N] <- logits[N, V], targets[N] (each in [0, V)).
+// losses[N] <- logits[N, V], targets[N] (each in [0, V), or -1 to ignore: loss 0).
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int64_t N, int64_t V);
+
+// Fused softmax + cross-entropy backward, written (not added) into dlogits[N, V]:
+// dlogits[n] = dloss[n] · (softmax(logits[n]) - onehot(target[n])); rows with target < 0 get 0.
+void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* targets, const float* dloss, int64_t N,
+                            int64_t V);
 
 }  // namespace wafer

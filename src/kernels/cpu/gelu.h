@@ -8,6 +8,11 @@ namespace wafer {
 void gelu_erf_forward(float* out, const float* inp, int64_t n);
 void gelu_tanh_forward(float* out, const float* inp, int64_t n);
 
+// Backward (+=): dinp[i] += dout[i] · gelu'(inp[i]).
+void gelu_erf_backward(float* dinp, const float* inp, const float* dout, int64_t n);
+void gelu_tanh_backward(float* dinp, const float* inp, const float* dout, int64_t n);
+
 using GeluForwardFn = void (*)(float* out, const float* inp, int64_t n);
+using GeluBackwardFn = void (*)(float* dinp, const float* inp, const float* dout, int64_t n);
 
 }  // namespace wafer

@@ -10,4 +10,10 @@ namespace wafer {
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
                        int64_t N, int64_t C, float eps);
 
+// Backward (+=): dinp[N, C], dweight[C], dbias[C] from dout[N, C] and the forward's inp, weight,
+// mean, rstd. With x̂ = (x - mean)·rstd and g = dout·weight:
+//   dinp = rstd · (g - mean(g) - x̂ · mean(g · x̂)),  dweight = Σ dout·x̂,  dbias = Σ dout.
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int64_t N, int64_t C);
+
 }  // namespace wafer

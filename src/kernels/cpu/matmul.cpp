@@ -32,6 +32,31 @@ void matmul_forward_transposed(float* out, const float* inp, const float* w, int
               out, int(V));
 }
 
+void matmul_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w,
+                     int64_t N, int64_t C, int64_t OC) {
+  if (dinp)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(N), int(C), int(OC), 1.0f, dout, int(OC), w, int(OC), 1.0f,
+                dinp, int(C));
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(C), int(OC), int(N), 1.0f, inp, int(C), dout, int(OC), 1.0f,
+              dw, int(OC));
+  if (dbias) {
+#pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < OC; ++o) {
+      float s = 0.0f;
+      for (int64_t n = 0; n < N; ++n) s += dout[n * OC + o];
+      dbias[o] += s;
+    }
+  }
+}
+
+void matmul_transposed_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int64_t N,
+                                int64_t C, int64_t V, float scale) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(N), int(C), int(V), scale, dout, int(V), w, int(C), 1.0f,
+              dinp, int(C));
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(V), int(C), int(N), scale, dout, int(V), inp, int(C), 1.0f,
+              dw, int(C));
+}
+
 void matmul_forward_naive(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t C,
                           int64_t OC) {
   for (int64_t n = 0; n < N; ++n)
