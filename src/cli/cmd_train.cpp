@@ -1,5 +1,7 @@
 // cli/cmd_train.cpp: the training commands: `wafer grads` (loss and per-tensor gradient norms of
 // one batch), `wafer prepare` (text -> token shards), `wafer train`.
+#include <unistd.h>
+
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -8,6 +10,10 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/json_file.h"
+#include "train/checkpoint.h"
+#include "train/data.h"
+#include "train/recipe.h"
+#include "train/trainer.h"
 #include "train/train_step.h"
 
 namespace wafer::cli {
@@ -55,6 +61,138 @@ void add_grads_command(CLI::App& app) {
     }
     out["grad_norms"] = norms;
     write_file_atomic(o->out, out.dump(2) + "\n");
+  });
+}
+
+void add_prepare_command(CLI::App& app) {
+  struct Opts {
+    std::vector<std::string> inputs;
+    std::string tokenizer, out;
+    PrepareOptions prep;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("prepare", "Tokenize text files or folders into token shards for training");
+  cmd->add_option("--input", o->inputs, "Text files or folders (recursive); repeatable")->required()->expected(1, -1);
+  cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer folder")->required();
+  cmd->add_option("--out", o->out, "Dataset folder to write")->required();
+  cmd->add_option("--val-fraction", o->prep.val_fraction, "Share of tokens held out for validation (default 0.01)");
+  cmd->add_option("--shard-tokens", o->prep.shard_tokens, "Tokens per shard at most");
+  cmd->callback([o] {
+    auto tok = Tokenizer::load(o->tokenizer);
+    o->prep.progress = isatty(fileno(stderr));
+    PrepareResult r = prepare_dataset(o->inputs, *tok, o->tokenizer, o->out, o->prep);
+    std::printf("wrote %s: %lld files (%lld skipped, not UTF-8 text), %.2f MB -> %lld train + %lld validation tokens\n",
+                o->out.c_str(), (long long)r.files, (long long)r.skipped, double(r.bytes) / 1e6,
+                (long long)r.train_tokens, (long long)r.val_tokens);
+  });
+}
+
+void add_train_command(CLI::App& app) {
+  struct Opts {
+    std::string preset, config, init, data, out, decay, tokenizer;
+    int64_t stop_at = 0, steps = 0, batch = 4, seq = 256, micro_batches = 1, warmup = -1, checkpoint_every = 100, eval_every = 50;
+    double lr = 0, final_ratio = 0.1, peak_gflops = 355;
+    uint64_t seed = 1234;
+    bool resume = false, mup = false, quiet = false;
+    ShapeOverrides shape;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("train", "Train (or fine-tune with --init) a model on a prepared dataset");
+  cmd->add_option("--preset", o->preset, "Start from a preset shape, randomly initialised");
+  cmd->add_option("--config", o->config, "Start from a config.json, randomly initialised");
+  cmd->add_option("--init", o->init, "Start from an HF model folder (fine-tuning)");
+  cmd->add_option("--data", o->data, "Dataset folder written by wafer prepare")->required();
+  cmd->add_option("--out", o->out, "Run folder: metrics.jsonl, loss.svg, checkpoints, final/")->required();
+  cmd->add_option("--steps", o->steps, "Total optimizer steps of the run")->required();
+  cmd->add_option("--batch", o->batch, "Sequences per micro-batch");
+  cmd->add_option("--seq", o->seq, "Tokens per sequence");
+  cmd->add_option("--micro-batches", o->micro_batches, "Micro-batches per step (gradient accumulation)");
+  cmd->add_option("--lr", o->lr, "Peak learning rate (default: the published recipe for this size)");
+  cmd->add_option("--warmup", o->warmup, "Warmup steps (default: ~375M tokens, at most a tenth of the run)");
+  cmd->add_option("--decay", o->decay, "linear or cosine (default: the published recipe)");
+  cmd->add_option("--final-lr-ratio", o->final_ratio, "Final LR as a fraction of the peak");
+  cmd->add_option("--seed", o->seed, "Seed for initialisation and data order");
+  cmd->add_option("--checkpoint-every", o->checkpoint_every, "Steps between checkpoints (0 = only at the end)");
+  cmd->add_option("--eval-every", o->eval_every, "Steps between validation losses (0 = only at the end)");
+  cmd->add_option("--peak-gflops", o->peak_gflops, "Peak FLOP rate assumed for MFU, in GFLOP/s");
+  cmd->add_option("--stop-at", o->stop_at, "Checkpoint and stop after this step (resume later with --resume)");
+  cmd->add_flag("--resume", o->resume, "Continue the run in --out from its newest checkpoint");
+  cmd->add_flag("--mup", o->mup, "Use μP (base width 256) for a preset or config");
+  cmd->add_flag("--quiet", o->quiet, "No progress line");
+  o->shape.add_to(cmd);
+  cmd->callback([o] {
+    WAFER_CHECK(o->steps >= 1, "[train] expected --steps >= 1, found ", o->steps);
+    WAFER_CHECK(o->batch >= 1 && o->seq >= 2 && o->micro_batches >= 1,
+                "[train] expected --batch >= 1, --seq >= 2, --micro-batches >= 1");
+    Dataset data(o->data);
+    std::unique_ptr<Model> m;
+    std::unique_ptr<AdamW> restored;
+    int64_t start = 0;
+    const bool resuming = o->resume && has_checkpoint(o->out);
+    if (resuming) {
+      CheckpointState st;
+      m = load_checkpoint(o->out, {}, &restored, &st);
+      start = st.step;
+      const auto& x = st.extra;
+      WAFER_CHECK(x.value("batch", o->batch) == o->batch && x.value("seq", o->seq) == o->seq &&
+                      x.value("micro_batches", o->micro_batches) == o->micro_batches &&
+                      x.value("seed", o->seed) == o->seed,
+                  "[train] --resume must keep the run's --batch ", x.value("batch", 0), " --seq ", x.value("seq", 0),
+                  " --micro-batches ", x.value("micro_batches", 0), " --seed ", x.value("seed", 0));
+      WAFER_CHECK(start <= o->steps, "[train] the checkpoint is at step ", start, ", past --steps ", o->steps);
+      std::fprintf(stderr, "[train] resuming %s from step %lld\n", o->out.c_str(), (long long)start);
+    } else {
+      WAFER_CHECK(!has_checkpoint(o->out), "[train] ", o->out,
+                  " already holds a run; pass --resume to continue it or choose another --out");
+      if (o->resume) std::fprintf(stderr, "[train] %s has no checkpoint yet; starting a new run\n", o->out.c_str());
+      if (!o->init.empty()) {
+        WAFER_CHECK(o->preset.empty() && o->config.empty(), "[train] give one of --preset, --config, --init");
+        m = load_hf_model(o->init);
+      } else {
+        ModelConfig c = resolve_config(o->preset, o->config, "");
+        o->shape.apply(c);
+        if (o->mup) enable_mup(c);
+        m = std::make_unique<Model>(c);
+        init_weights(*m, {.seed = o->seed});
+      }
+    }
+    const ModelConfig& c = m->config;
+    const Recipe rec = published_recipe(c);
+    TrainOptions t;
+    t.run_dir = o->out;
+    t.steps = o->steps;
+    t.batch = o->batch;
+    t.seq = o->seq;
+    t.micro_batches = o->micro_batches;
+    t.seed = o->seed;
+    t.adamw = rec.adamw;
+    t.clip_norm = rec.clip_norm;
+    t.checkpoint_every = o->checkpoint_every;
+    t.stop_at = o->stop_at;
+    t.eval_every = o->eval_every;
+    t.peak_flops = o->peak_gflops * 1e9;
+    t.progress = !o->quiet;
+    t.progress_tty = isatty(fileno(stderr));
+    t.tokenizer_dir = !data.tokenizer_dir().empty() && Tokenizer::present(data.tokenizer_dir()) ? data.tokenizer_dir() : "";
+    const int64_t tokens_per_step = o->batch * o->micro_batches * o->seq;
+    int64_t warmup = o->warmup;
+    if (warmup < 0) {  // the published ~375M tokens, capped to a tenth of a short run
+      warmup = (rec.warmup_tokens + tokens_per_step - 1) / tokens_per_step;
+      warmup = std::min(warmup, std::max<int64_t>(1, o->steps / 10));
+    }
+    t.schedule = {.peak = o->lr > 0 ? o->lr : rec.peak_lr, .warmup_steps = warmup, .total_steps = o->steps,
+                  .decay = o->decay.empty() ? rec.decay : decay_from_name(o->decay), .final_ratio = o->final_ratio};
+    std::fprintf(stderr, "[train] %lld parameters (L=%lld C=%lld H=%lld)%s, %lld train tokens; %lld tokens/step (%lld x %lld x %lld)\n",
+                 (long long)parameter_count(c), (long long)c.n_layer, (long long)c.n_embd, (long long)c.n_head,
+                 c.is_mup() ? ", muP" : "", (long long)data.train_tokens(), (long long)tokens_per_step,
+                 (long long)o->micro_batches, (long long)o->batch, (long long)o->seq);
+    std::fprintf(stderr, "[train] schedule: %s\n", t.schedule.describe().c_str());
+    std::fprintf(stderr, "[train] AdamW beta (%.2f, %.2f), eps %.0e, weight decay %.2f, clip %.1f; MFU = 3 x (2N' + 4LCT) "
+                 "FLOPs/token x tokens/s / %.0f GFLOP/s\n",
+                 t.adamw.beta1, t.adamw.beta2, t.adamw.eps, t.adamw.weight_decay, t.clip_norm, o->peak_gflops);
+    run_training(*m, data, t, start, std::move(restored));
+    if (o->stop_at > 0 && o->stop_at < o->steps) return;
+    std::printf("trained %s: %lld steps; HF model in %s/final\n", o->out.c_str(), (long long)o->steps, o->out.c_str());
   });
 }
 

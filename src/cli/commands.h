@@ -13,5 +13,7 @@ void add_generate_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_grads_command(CLI::App& app);
+void add_prepare_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 
 }  // namespace wafer::cli

@@ -68,4 +68,31 @@ ModelConfig resolve_config(const std::string& preset_name, const std::string& co
   return load_config(model_dir + "/config.json");
 }
 
+void ShapeOverrides::add_to(CLI::App* cmd) {
+  cmd->add_option("--n-layer", n_layer, "Override the number of blocks");
+  cmd->add_option("--n-embd", n_embd, "Override the width C");
+  cmd->add_option("--n-head", n_head, "Override the number of heads");
+  cmd->add_option("--n-inner", n_inner, "Override the MLP width F");
+  cmd->add_option("--n-positions", n_positions, "Override the context length P");
+  cmd->add_option("--vocab-size", vocab_size, "Override the vocabulary size V");
+  cmd->add_option("--activation", activation, "gelu (exact erf) or gelu_new (tanh)");
+}
+
+void ShapeOverrides::apply(ModelConfig& c) const {
+  if (n_layer) c.n_layer = n_layer;
+  if (n_embd) c.n_embd = n_embd;
+  if (n_head) c.n_head = n_head;
+  if (n_inner) c.n_inner = n_inner;
+  if (n_positions) c.n_positions = n_positions;
+  if (vocab_size) c.vocab_size = vocab_size;
+  if (!activation.empty()) {
+    WAFER_CHECK(activation == "gelu" || activation == "gelu_new", "[init] expected --activation gelu or gelu_new, found ",
+                activation);
+    c.activation = activation == "gelu" ? Activation::GeluErf : Activation::GeluTanh;
+  }
+  // Round-trip through the JSON parser so overrides get the same validation as a config.json.
+  c = config_from_json(nlohmann::json::parse(config_to_json(c).dump()), "the command-line shape");
+}
+
+
 }  // namespace wafer::cli

@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   wafer::cli::add_eval_command(app);
   wafer::cli::add_bench_command(app);
   wafer::cli::add_grads_command(app);
+  wafer::cli::add_prepare_command(app);
+  wafer::cli::add_train_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -2,6 +2,7 @@
 // against the parameter list (name, shape, float dtype) and copies it into the flat buffer.
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -114,6 +115,51 @@ std::unique_ptr<Model> load_hf_model(const std::string& dir) {
                  " for a GPT-2 model with this config.json"));
   }
   return model;
+}
+
+std::unique_ptr<Model> export_for_hf(const Model& m) {
+  const ModelConfig& c = m.config;
+  const bool mup = c.mup_embeddings_scale != 1.0 || c.mup_output_scale != 1.0 || c.mup_scale_qk_dot_by_d;
+  if (!mup) {
+    auto out = std::make_unique<Model>(c);
+    out->params = m.params;
+    return out;
+  }
+  ModelConfig hc = c;
+  hc.mup_embeddings_scale = 1.0;
+  hc.mup_output_scale = 1.0;
+  hc.mup_scale_qk_dot_by_d = false;
+  hc.mup_base_width = 0;
+  hc.tie_word_embeddings = false;
+  auto out = std::make_unique<Model>(hc);
+  const int64_t V = c.vocab_size, P = c.n_positions, C = c.n_embd;
+  const float se = float(c.mup_embeddings_scale), so = float(c.mup_output_scale);
+  for (int64_t i = 0; i < V * C; ++i) {
+    out->w.wte[i] = se * m.w.wte[i];
+    out->w.lm_head[i] = so * m.w.lm_head[i];
+  }
+  for (int64_t i = 0; i < P * C; ++i) out->w.wpe[i] = se * m.w.wpe[i];
+  // Copy the blocks and ln_f tensor by tensor (the flat layouts differ by the lm_head).
+  ModelWeights src = m.w;
+  std::vector<float*> dst_slots, src_slots;
+  std::vector<int64_t> sizes;
+  for_each_parameter(c, src, [&](const ParamSpec& s, float*& slot) {
+    if (s.layer >= 0 || s.name.find("ln_f") != std::string::npos) src_slots.push_back(slot), sizes.push_back(s.numel());
+  });
+  ModelWeights dst = out->w;
+  for_each_parameter(hc, dst, [&](const ParamSpec& s, float*& slot) {
+    if (s.layer >= 0 || s.name.find("ln_f") != std::string::npos) dst_slots.push_back(slot);
+  });
+  for (size_t k = 0; k < src_slots.size(); ++k) std::copy(src_slots[k], src_slots[k] + sizes[k], dst_slots[k]);
+  if (c.mup_scale_qk_dot_by_d && c.scale_attn_weights) {
+    const float f = 1.0f / std::sqrt(float(c.head_dim()));  // (1/D) / (1/sqrt(D))
+    for (auto& lw : out->w.layers) {
+      for (int64_t r = 0; r < C; ++r)
+        for (int64_t q = 0; q < C; ++q) lw.qkv_w[r * 3 * C + q] *= f;
+      for (int64_t q = 0; q < C; ++q) lw.qkv_b[q] *= f;
+    }
+  }
+  return out;
 }
 
 void save_hf_model(const Model& m, const std::string& dir, const SaveOptions& opts) {

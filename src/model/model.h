@@ -33,6 +33,12 @@ struct SaveOptions {
 // (tied lm_head omitted). Each file goes through a temporary name and a rename.
 void save_hf_model(const Model& m, const std::string& dir, const SaveOptions& opts = {});
 
+// A copy in HF's standard parametrisation: μP multipliers folded into the weights (embedding
+// scale into wte and wpe, logit scale into an untied lm_head, the 1/D attention scale into the
+// query columns of c_attn as 1/sqrt(D)), so HF GPT-2 computes the same logits. A non-μP model
+// is copied unchanged.
+std::unique_ptr<Model> export_for_hf(const Model& m);
+
 struct InitOptions {
   uint64_t seed = 1234;
   double sigma = 0.02;  // base σ of the truncated normal (±2σ)

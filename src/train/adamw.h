@@ -36,6 +36,8 @@ class AdamW {
   int64_t t() const { return t_; }
   std::vector<float>& m() { return m_; }  // [n] first moments
   std::vector<float>& v() { return v_; }  // [n] second moments
+  const std::vector<float>& m() const { return m_; }
+  const std::vector<float>& v() const { return v_; }
   void set_t(int64_t t) { t_ = t; }
   const AdamWOptions& options() const { return o_; }
 

@@ -45,6 +45,17 @@ StepResult TrainStep::step(const std::vector<Batch>& micro_batches, double lr) {
   return r;
 }
 
+double TrainStep::eval_loss(const std::vector<Batch>& batches) {
+  double sum = 0.0;
+  int64_t n = 0;
+  for (const Batch& b : batches) {
+    auto [s, c] = pass_.forward_loss(b.tokens.data(), b.targets.data(), b.B, b.T);
+    sum += s;
+    n += c;
+  }
+  return n ? sum / double(n) : 0.0;
+}
+
 Batch batch_from_sequences(const std::vector<std::vector<int32_t>>& seqs) {
   WAFER_CHECK(!seqs.empty(), "[batch] expected at least one sequence");
   Batch b;

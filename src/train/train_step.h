@@ -33,6 +33,9 @@ class TrainStep {
   // norm throws before the parameters are touched.
   StepResult step(const std::vector<Batch>& micro_batches, double lr);
 
+  // Mean loss over the batches without touching gradients or parameters (validation).
+  double eval_loss(const std::vector<Batch>& batches);
+
   const std::vector<float>& grads() const { return grads_; }
   const ModelWeights& grad_views() const { return gw_; }
   AdamW& optimizer() { return adamw_; }
