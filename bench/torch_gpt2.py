@@ -3,7 +3,9 @@ an engineer would for speed on Debian's torch 1.13 (fused QKV nn.Linear, batched
 attention, a KV cache for decoding, no autograd), configured at its best on 2 cores:
 torch.set_num_threads(2) with OMP_WAIT_POLICY=PASSIVE set by the caller.
 
-Prints one JSON object: prefill tokens/s per length, decode tokens/s at batch 1.
+Prints one JSON object: prefill tokens/s per length, decode tokens/s at batch 1; or with
+--train BxT, training tokens/s of full steps (forward, backward, torch.optim.AdamW) and the
+process's peak resident memory.
 Usage: OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 torch_gpt2.py --layers 10 --d 768 --heads 12
 """
 import argparse
@@ -60,6 +62,31 @@ class GPT2(nn.Module):
         return x @ self.wte.weight.T
 
 
+def train(m, a):
+    import resource
+    B, T = (int(x) for x in a.train.split("x"))
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    ids = torch.randint(0, a.vocab, (B, T + 1))
+    x, y = ids[:, :-1], ids[:, 1:]
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        logits = m(x)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+
+    step()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(a.train_steps):
+        step()
+    per_step = (time.perf_counter() - t0) / a.train_steps
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "train": {
+        "batch": B, "seq": T, "seconds_per_step": per_step, "tokens_per_s": B * T / per_step,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--layers", type=int, default=10)
@@ -71,10 +98,16 @@ def main():
     ap.add_argument("--decode-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--train", default="")
+    ap.add_argument("--train-steps", type=int, default=3)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    m = GPT2(a.vocab, a.positions, a.d, a.layers, a.heads, 4 * a.d).eval()
+    m = GPT2(a.vocab, a.positions, a.d, a.layers, a.heads, 4 * a.d)
+    if a.train:
+        print(json.dumps(train(m, a)))
+        return
+    m = m.eval()
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "prefill": {}}
     with torch.no_grad():
         for T in (int(t) for t in a.prefill.split(",")):

@@ -120,6 +120,120 @@ float cross_entropy_error() {
   return max_diff(loss, want);
 }
 
+// Backward vs central finite differences of L = Σ out · r for random r, at `probes` random
+// coordinates of `x`; returns max |fd - analytic| / max |analytic| over the probes.
+// forward(x) -> out; backward(x, r) -> dL/dx.
+float finite_difference_error(std::vector<float> x, const std::function<std::vector<float>(const std::vector<float>&)>& forward,
+                              const std::function<std::vector<float>(const std::vector<float>&, const std::vector<float>&)>& backward,
+                              int probes = 24, float h = 1e-2f) {
+  const std::vector<float> out = forward(x);
+  const std::vector<float> r = randn(out.size(), 99);
+  const std::vector<float> grad = backward(x, r);
+  std::mt19937_64 rng(5);
+  double worst = 0, scale = 0;
+  for (float g : grad) scale = std::max(scale, double(std::fabs(g)));
+  for (int p = 0; p < probes; ++p) {
+    size_t i = rng() % x.size();
+    const float keep = x[i];
+    auto objective = [&](float v) {
+      x[i] = v;
+      std::vector<float> o = forward(x);
+      double l = 0;
+      for (size_t k = 0; k < o.size(); ++k) l += double(o[k]) * r[k];
+      return l;
+    };
+    double fd = (objective(keep + h) - objective(keep - h)) / (2.0 * double(h));
+    x[i] = keep;
+    worst = std::max(worst, std::fabs(fd - double(grad[i])));
+  }
+  return float(worst / std::max(scale, 1e-12));
+}
+
+float layernorm_backward_error() {
+  const int64_t N = 3, C = 16;
+  auto w = randn(size_t(C), 21), b = randn(size_t(C), 22);
+  auto fwd = [&](const std::vector<float>& x) {
+    std::vector<float> o(x.size());
+    layernorm_forward(o.data(), nullptr, nullptr, x.data(), w.data(), b.data(), N, C, 1e-5f);
+    return o;
+  };
+  auto bwd = [&](const std::vector<float>& x, const std::vector<float>& dout) {
+    std::vector<float> o(x.size()), mean(static_cast<size_t>(N)), rstd(static_cast<size_t>(N)), dx(x.size(), 0.0f),
+        dw(static_cast<size_t>(C), 0.0f), db(static_cast<size_t>(C), 0.0f);
+    layernorm_forward(o.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C, 1e-5f);
+    layernorm_backward(dx.data(), dw.data(), db.data(), dout.data(), x.data(), w.data(), mean.data(), rstd.data(), N, C);
+    return dx;
+  };
+  return finite_difference_error(randn(size_t(N * C), 20), fwd, bwd);
+}
+
+float gelu_backward_error(bool tanh_form) {
+  auto fwd = [&](const std::vector<float>& x) {
+    std::vector<float> o(x.size());
+    (tanh_form ? gelu_tanh_forward : gelu_erf_forward)(o.data(), x.data(), int64_t(x.size()));
+    return o;
+  };
+  auto bwd = [&](const std::vector<float>& x, const std::vector<float>& dout) {
+    std::vector<float> dx(x.size(), 0.0f);
+    (tanh_form ? gelu_tanh_backward : gelu_erf_backward)(dx.data(), x.data(), dout.data(), int64_t(x.size()));
+    return dx;
+  };
+  return finite_difference_error(randn(64, 23, 2.0f), fwd, bwd);
+}
+
+// Causal attention over packed qkv [B, T, 3C]; the gradient is taken w.r.t. all of qkv.
+float attention_backward_error() {
+  const int64_t B = 2, T = 7, H = 2, D = 4, C = H * D;
+  AttentionShape s;
+  s.B = B, s.Tq = T, s.Tk = T, s.H = H, s.D = D, s.scale = 0.5f, s.causal = true;
+  s.q_row = 3 * C, s.q_batch = T * 3 * C, s.kv_row = 3 * C, s.kv_batch = T * 3 * C, s.out_row = C, s.out_batch = T * C;
+  auto fwd = [&](const std::vector<float>& qkv) {
+    std::vector<float> o(size_t(B * T * C)), lse(size_t(B * H * T));
+    attention_forward(o.data(), lse.data(), qkv.data(), qkv.data() + C, qkv.data() + 2 * C, s);
+    return o;
+  };
+  auto bwd = [&](const std::vector<float>& qkv, const std::vector<float>& dout) {
+    std::vector<float> o(size_t(B * T * C)), lse(size_t(B * H * T)), d(qkv.size(), 0.0f);
+    attention_forward(o.data(), lse.data(), qkv.data(), qkv.data() + C, qkv.data() + 2 * C, s);
+    attention_backward(d.data(), d.data() + C, d.data() + 2 * C, dout.data(), o.data(), lse.data(), qkv.data(),
+                       qkv.data() + C, qkv.data() + 2 * C, s);
+    return d;
+  };
+  return finite_difference_error(randn(size_t(B * T * 3 * C), 24), fwd, bwd, 40);
+}
+
+float matmul_backward_error() {
+  const int64_t N = 5, C = 6, OC = 7;
+  auto w = randn(size_t(C * OC), 25), bias = randn(size_t(OC), 26);
+  auto fwd = [&](const std::vector<float>& x) {
+    std::vector<float> o(size_t(N * OC));
+    matmul_forward(o.data(), x.data(), w.data(), bias.data(), N, C, OC);
+    return o;
+  };
+  auto bwd = [&](const std::vector<float>& x, const std::vector<float>& dout) {
+    std::vector<float> dx(x.size(), 0.0f), dw(w.size(), 0.0f), db(bias.size(), 0.0f);
+    matmul_backward(dx.data(), dw.data(), db.data(), dout.data(), x.data(), w.data(), N, C, OC);
+    return dx;
+  };
+  return finite_difference_error(randn(size_t(N * C), 27), fwd, bwd);
+}
+
+float cross_entropy_backward_error() {
+  const int64_t N = 3, V = 11;
+  std::vector<int32_t> t = {2, 0, 10};
+  auto fwd = [&](const std::vector<float>& logits) {
+    std::vector<float> l(static_cast<size_t>(N));
+    cross_entropy_forward(l.data(), logits.data(), t.data(), N, V);
+    return l;
+  };
+  auto bwd = [&](const std::vector<float>& logits, const std::vector<float>& dloss) {
+    std::vector<float> d(logits.size());
+    cross_entropy_backward(d.data(), logits.data(), t.data(), dloss.data(), N, V);
+    return d;
+  };
+  return finite_difference_error(randn(size_t(N * V), 28), fwd, bwd);
+}
+
 struct OpRow {
   const char* name;
   std::function<float()> error;
@@ -144,6 +258,13 @@ const std::vector<OpRow>& op_table() {
       {"attention full (non-causal)", [] { return attention_error({2, 45, 150, 2, 8, 0, false}); }, 1e-5f},
       {"attention merge halves", [] { return merge_error(2, 19, 150, 70, 3, 8); }, 1e-5f},
       {"attention merge uneven", [] { return merge_error(1, 5, 9, 1, 2, 16); }, 1e-5f},
+      // Backward rows: finite differences in fp32 (h = 1e-2) are good to a few 1e-3.
+      {"matmul backward (finite differences)", [] { return matmul_backward_error(); }, 5e-3f},
+      {"layernorm backward (finite differences)", [] { return layernorm_backward_error(); }, 5e-3f},
+      {"gelu erf backward (finite differences)", [] { return gelu_backward_error(false); }, 5e-3f},
+      {"gelu tanh backward (finite differences)", [] { return gelu_backward_error(true); }, 5e-3f},
+      {"attention backward (finite differences)", [] { return attention_backward_error(); }, 5e-3f},
+      {"cross entropy backward (finite differences)", [] { return cross_entropy_backward_error(); }, 5e-3f},
   };
   return rows;
 }

@@ -12,6 +12,9 @@
 #include "core/file.h"
 #include "infer/generate.h"
 #include "model/forward.h"
+#include "train/train_step.h"
+
+#include <sys/resource.h>
 
 namespace wafer::cli {
 
@@ -23,7 +26,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 void add_bench_command(CLI::App& app) {
   struct Opts {
-    std::string preset, model, tokenizer, text, prefill = "128,1024";
+    std::string preset, model, tokenizer, text, prefill = "128,1024", train;
+    int train_steps = 3;
     int64_t decode_tokens = 64;
     int repeats = 3;
     bool json = false;
@@ -36,6 +40,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--decode-tokens", o->decode_tokens, "Tokens to decode at batch 1 (0 = skip)");
   cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer folder, to time encoding of --text");
   cmd->add_option("--text", o->text, "Text file for the tokenizer timing");
+  cmd->add_option("--train", o->train, "Time training steps (forward, backward, AdamW) at BxT, e.g. 4x256 (skips inference)");
+  cmd->add_option("--train-steps", o->train_steps, "Timed training steps (after one warm-up step)");
   cmd->add_option("--repeats", o->repeats, "Runs per measurement (best is reported)");
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->callback([o] {
@@ -47,7 +53,31 @@ void add_bench_command(CLI::App& app) {
       m = std::make_unique<Model>(resolve_config(o->preset, "", ""));
       init_weights(*m, {});
     }
-    if (m) {
+    if (m && !o->train.empty()) {
+      size_t x = o->train.find('x');
+      WAFER_CHECK(x != std::string::npos, "[bench] expected --train BxT, e.g. 4x256, found ", o->train);
+      const int64_t B = std::stoll(o->train.substr(0, x)), T = std::stoll(o->train.substr(x + 1));
+      std::mt19937 rng(1);
+      std::vector<std::vector<int32_t>> seqs(static_cast<size_t>(B), std::vector<int32_t>(static_cast<size_t>(T + 1)));
+      for (auto& sq : seqs)
+        for (auto& id : sq) id = int32_t(rng() % uint32_t(m->config.vocab_size));
+      Batch b;
+      b.B = B, b.T = T;
+      for (auto& sq : seqs) {
+        b.tokens.insert(b.tokens.end(), sq.begin(), sq.end() - 1);
+        b.targets.insert(b.targets.end(), sq.begin() + 1, sq.end());
+      }
+      TrainStep ts(*m, {});
+      ts.step({b}, 1e-4);  // warm-up: first-touch allocations
+      auto t0 = std::chrono::steady_clock::now();
+      for (int k = 0; k < o->train_steps; ++k) ts.step({b}, 1e-4);
+      const double per_step = seconds_since(t0) / o->train_steps;
+      struct rusage ru;
+      getrusage(RUSAGE_SELF, &ru);
+      const double flops = 3.0 * forward_flops_per_token(m->config, T) * double(B * T);
+      j["train"] = {{"batch", B}, {"seq", T}, {"seconds_per_step", per_step}, {"tokens_per_s", double(B * T) / per_step},
+                    {"gflops_per_s", flops / per_step / 1e9}, {"peak_rss_mb", double(ru.ru_maxrss) / 1024.0}};
+    } else if (m) {
       ForwardPass fp(*m);
       std::mt19937 rng(1);
       for (int32_t T : parse_ids(o->prefill, "bench --prefill")) {
@@ -98,6 +128,11 @@ void add_bench_command(CLI::App& app) {
       for (auto& [T, v] : j["prefill"].items())
         std::printf("prefill %5s tokens   %10.1f tokens/s\n", T.c_str(), v["tokens_per_s"].get<double>());
     if (j.contains("decode")) std::printf("decode batch 1       %10.1f tokens/s\n", j["decode"]["tokens_per_s"].get<double>());
+    if (j.contains("train"))
+      std::printf("train %lldx%lld            %10.1f tokens/s, %.1f GFLOP/s, peak RSS %.0f MB\n",
+                  (long long)j["train"]["batch"].get<int64_t>(), (long long)j["train"]["seq"].get<int64_t>(),
+                  j["train"]["tokens_per_s"].get<double>(), j["train"]["gflops_per_s"].get<double>(),
+                  j["train"]["peak_rss_mb"].get<double>());
     if (j.contains("tokenizer")) std::printf("tokenizer            %10.2f MB/s\n", j["tokenizer"]["mb_per_s"].get<double>());
   });
 }

@@ -1,5 +1,6 @@
 // cli/cmd_info.cpp: `wafer info` (shapes, parameter count, memory, FLOPs of a preset or a
 // model folder) and `wafer init` (a randomly initialised HF folder from a preset or config).
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -9,6 +10,7 @@
 #include "core/file.h"
 #include "io/tensor_source.h"
 #include "model/model.h"
+#include "train/recipe.h"
 
 namespace wafer::cli {
 
@@ -57,6 +59,11 @@ void add_info_command(CLI::App& app) {
     const std::string formula =
         "forward = 2*N' + 4*L*C*T, training = 3*forward = 6*N' + 12*L*C*T; N' = parameters without position "
         "embeddings (head counted once), T = context";
+    // Chinchilla-style compute-optimal plan, as the Cerebras-GPT runs used: 20 tokens/parameter.
+    const Recipe rec = published_recipe(c);
+    const double plan_tokens = 20.0 * double(N);
+    const double plan_flops = 3.0 * fwd * plan_tokens;
+    const double plan_steps = std::ceil(plan_tokens / double(rec.batch_sequences * c.n_positions));
     if (o->json) {
       nlohmann::ordered_json j;
       j["name"] = !o->preset.empty() ? o->preset : !o->model.empty() ? o->model : o->config;
@@ -66,6 +73,10 @@ void add_info_command(CLI::App& app) {
       j["training_state_bytes"] = 16 * N;
       j["training_state"] = "fp32 parameters + gradients + AdamW m and v (16 bytes/parameter), activations not included";
       j["flops_per_token"] = {{"context", T}, {"forward", fwd}, {"training", 3 * fwd}, {"formula", formula}};
+      j["compute_optimal"] = {{"tokens", plan_tokens}, {"training_flops", plan_flops},
+                              {"batch_sequences", rec.batch_sequences}, {"sequence_length", c.n_positions},
+                              {"steps", plan_steps}, {"peak_lr", rec.peak_lr},
+                              {"decay", rec.decay == Decay::Linear ? "linear" : "cosine"}};
       nlohmann::ordered_json ts = nlohmann::ordered_json::array();
       for (const auto& s : specs) ts.push_back({{"name", s.name}, {"shape", s.shape}});
       j["tensors"] = ts;
@@ -84,6 +95,10 @@ void add_info_command(CLI::App& app) {
                 human_bytes(16.0 * double(N)).c_str());
     std::printf("FLOPs/token  %.4g forward, %.4g training at T=%lld\n", fwd, 3 * fwd, (long long)T);
     std::printf("             (%s)\n", formula.c_str());
+    std::printf("plan         compute-optimal: 20 tokens/parameter = %.3g tokens, %.3g training FLOPs,\n"
+                "             %.0f steps at the published batch of %lld x %lld tokens; peak lr %.2g, %s decay\n",
+                plan_tokens, plan_flops, plan_steps, (long long)rec.batch_sequences, (long long)c.n_positions,
+                rec.peak_lr, rec.decay == Decay::Linear ? "linear" : "cosine");
     std::printf("tensors\n");
     for (const auto& s : specs) {
       if (s.layer > 0) continue;  // blocks repeat: show block 0
