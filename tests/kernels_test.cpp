@@ -9,6 +9,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/embedding.h"
+#include "kernels/cpu/fast_math.h"
 #include "kernels/cpu/gelu.h"
 #include "kernels/cpu/layernorm.h"
 #include "kernels/cpu/matmul.h"
@@ -234,6 +235,19 @@ float cross_entropy_backward_error() {
   return finite_difference_error(randn(size_t(N * V), 28), fwd, bwd);
 }
 
+// fast_exp / fast_erf / fast_tanh against libm over a wide range.
+float fast_math_error(int which) {
+  double worst = 0;
+  for (int i = -200000; i <= 200000; ++i) {
+    const float x = float(i) * (which == 0 ? 4.35e-4f : 6e-5f);  // exp: [-87, 87]
+    if (which == 0) worst = std::max(worst, std::fabs(double(fast_exp(x)) - std::exp(double(x))) / std::exp(double(x)));
+    if (which == 1) worst = std::max(worst, std::fabs(double(fast_erf(x)) - std::erf(double(x))));
+    if (which == 2) worst = std::max(worst, std::fabs(double(fast_tanh(x)) - std::tanh(double(x))));
+  }
+  if (which == 0 && (fast_exp(-INFINITY) != 0.0f || fast_exp(-100.0f) != 0.0f)) return 1.0f;
+  return float(worst);
+}
+
 struct OpRow {
   const char* name;
   std::function<float()> error;
@@ -242,6 +256,9 @@ struct OpRow {
 
 const std::vector<OpRow>& op_table() {
   static const std::vector<OpRow> rows = {
+      {"fast_exp relative", [] { return fast_math_error(0); }, 5e-7f},
+      {"fast_erf absolute", [] { return fast_math_error(1); }, 5e-7f},
+      {"fast_tanh absolute", [] { return fast_math_error(2); }, 5e-7f},
       {"matmul 1x8x5", [] { return matmul_error(1, 8, 5, true); }, 1e-5f},
       {"matmul 67x130x33 bias", [] { return matmul_error(67, 130, 33, true); }, 1e-4f},
       {"matmul 64x96x256 no bias", [] { return matmul_error(64, 96, 256, false); }, 1e-4f},

@@ -28,6 +28,7 @@ void add_bench_command(CLI::App& app) {
   struct Opts {
     std::string preset, model, tokenizer, text, prefill = "128,1024", train;
     int train_steps = 3;
+    ShapeOverrides shape;
     int64_t decode_tokens = 64;
     int repeats = 3;
     bool json = false;
@@ -44,13 +45,16 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--train-steps", o->train_steps, "Timed training steps (after one warm-up step)");
   cmd->add_option("--repeats", o->repeats, "Runs per measurement (best is reported)");
   cmd->add_flag("--json", o->json, "Print one JSON object");
+  o->shape.add_to(cmd);
   cmd->callback([o] {
     nlohmann::ordered_json j;
     std::unique_ptr<Model> m;
     if (!o->model.empty()) {
       m = load_hf_model(o->model);
     } else if (!o->preset.empty()) {
-      m = std::make_unique<Model>(resolve_config(o->preset, "", ""));
+      ModelConfig c = resolve_config(o->preset, "", "");
+      o->shape.apply(c);
+      m = std::make_unique<Model>(c);
       init_weights(*m, {});
     }
     if (m && !o->train.empty()) {

@@ -193,17 +193,22 @@ def decays(name):
     return is_matrix(name) or name in ("transformer.wte.weight", "transformer.wpe.weight", "lm_head.weight")
 
 
-def loss_and_grads(p, c, batches):
+def mean_loss(leaves, c, batches):
     """Mean next-token cross-entropy over every counted target of the micro-batches (each an
-    [B, T] LongTensor, HF labels=input_ids convention) and float64 gradients."""
-    leaves = {k: v.detach().to(torch.float64).requires_grad_(True) for k, v in p.items()}
+    [B, T] LongTensor, HF labels=input_ids convention)."""
     total, counted = 0.0, 0
     for ids in batches:
         logits = forward(leaves, c, ids)
         V = logits.shape[-1]
         total = total + F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1), reduction="sum")
         counted += ids.shape[0] * (ids.shape[1] - 1)
-    loss = total / counted
+    return total / counted
+
+
+def loss_and_grads(p, c, batches):
+    """mean_loss and its float64 gradients."""
+    leaves = {k: v.detach().to(torch.float64).requires_grad_(True) for k, v in p.items()}
+    loss = mean_loss(leaves, c, batches)
     loss.backward()
     return float(loss), {k: v.grad for k, v in leaves.items()}, leaves
 
@@ -219,13 +224,7 @@ def adamw_run(p, c, steps, peak, warmup, decay, final_ratio, clip=1.0, wd=0.1, b
     losses = []
     for s, micro in enumerate(steps):
         opt.zero_grad()
-        total, counted = 0.0, 0
-        for ids in micro:
-            logits = forward(leaves, c, ids)
-            V = logits.shape[-1]
-            total = total + F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1), reduction="sum")
-            counted += ids.shape[0] * (ids.shape[1] - 1)
-        loss = total / counted
+        loss = mean_loss(leaves, c, micro)
         loss.backward()
         losses.append(float(loss))
         torch.nn.utils.clip_grad_norm_(list(leaves.values()), clip)

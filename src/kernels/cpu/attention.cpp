@@ -12,6 +12,8 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/fast_math.h"
+
 namespace wafer {
 
 namespace {
@@ -64,10 +66,10 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
               for (int64_t j = 0; j < nk; ++j) block_max = std::max(block_max, sc[j]);
               const int64_t r = i - i0;
               const float m_new = std::max(m[size_t(r)], block_max);
-              const float corr = std::exp(m[size_t(r)] - m_new);  // 0 when m was -inf
+              const float corr = fast_exp(m[size_t(r)] - m_new);  // 0 when m was -inf
               float sum = 0.0f;
               for (int64_t j = 0; j < nk; ++j) {
-                sc[j] = std::exp(sc[j] - m_new);
+                sc[j] = fast_exp(sc[j] - m_new);
                 sum += sc[j];
               }
               l[size_t(r)] = l[size_t(r)] * corr + sum;
@@ -146,7 +148,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
             sc += qi[d] * kj[d];
             dp += doi[d] * vj[d];
           }
-          const float p = std::exp(sc * s.scale - l);
+          const float p = fast_exp(sc * s.scale - l);
           const float ds = p * (dp - di) * s.scale;
           float* dkj = dk + kv_off;
           float* dvj = dv + kv_off;

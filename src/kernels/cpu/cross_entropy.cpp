@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "kernels/cpu/fast_math.h"
+
 namespace wafer {
 
 void cross_entropy_forward(float* losses, const float* logits, const int32_t* targets, int64_t N, int64_t V) {
@@ -15,8 +17,8 @@ void cross_entropy_forward(float* losses, const float* logits, const int32_t* ta
     }
     float m = row[0];
     for (int64_t v = 1; v < V; ++v) m = row[v] > m ? row[v] : m;
-    double s = 0.0;
-    for (int64_t v = 0; v < V; ++v) s += std::exp(double(row[v] - m));
+    double s = 0.0;  // fp32 terms, fp64 sum: 50k terms keep full precision
+    for (int64_t v = 0; v < V; ++v) s += double(fast_exp(row[v] - m));
     losses[n] = float(double(m) + std::log(s) - double(row[targets[n]]));
   }
 }
@@ -34,9 +36,9 @@ void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* 
     float m = row[0];
     for (int64_t v = 1; v < V; ++v) m = row[v] > m ? row[v] : m;
     double s = 0.0;
-    for (int64_t v = 0; v < V; ++v) s += std::exp(double(row[v] - m));
-    const float inv = float(1.0 / s), g = dloss[n];
-    for (int64_t v = 0; v < V; ++v) d[v] = g * std::exp(row[v] - m) * inv;
+    for (int64_t v = 0; v < V; ++v) s += double(fast_exp(row[v] - m));
+    const float g = dloss[n], scale = float(double(g) / s);
+    for (int64_t v = 0; v < V; ++v) d[v] = scale * fast_exp(row[v] - m);
     d[targets[n]] -= g;
   }
 }

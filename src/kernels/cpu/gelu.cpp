@@ -3,12 +3,14 @@
 
 #include <cmath>
 
+#include "kernels/cpu/fast_math.h"
+
 namespace wafer {
 
 void gelu_erf_forward(float* out, const float* inp, int64_t n) {
   const float inv_sqrt2 = 0.70710678118654752f;
 #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) out[i] = 0.5f * inp[i] * (1.0f + std::erf(inp[i] * inv_sqrt2));
+  for (int64_t i = 0; i < n; ++i) out[i] = 0.5f * inp[i] * (1.0f + fast_erf(inp[i] * inv_sqrt2));
 }
 
 void gelu_tanh_forward(float* out, const float* inp, int64_t n) {
@@ -16,7 +18,7 @@ void gelu_tanh_forward(float* out, const float* inp, int64_t n) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     float x = inp[i];
-    out[i] = 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
+    out[i] = 0.5f * x * (1.0f + fast_tanh(k * (x + 0.044715f * x * x * x)));
   }
 }
 
@@ -26,8 +28,8 @@ void gelu_erf_backward(float* dinp, const float* inp, const float* dout, int64_t
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float x = inp[i];
-    const float cdf = 0.5f * (1.0f + std::erf(x * inv_sqrt2));
-    const float pdf = inv_sqrt_2pi * std::exp(-0.5f * x * x);
+    const float cdf = 0.5f * (1.0f + fast_erf(x * inv_sqrt2));
+    const float pdf = inv_sqrt_2pi * fast_exp(-0.5f * x * x);
     dinp[i] += dout[i] * (cdf + x * pdf);
   }
 }
@@ -38,7 +40,7 @@ void gelu_tanh_backward(float* dinp, const float* inp, const float* dout, int64_
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     const float x = inp[i];
-    const float t = std::tanh(k * (x + 0.044715f * x * x * x));
+    const float t = fast_tanh(k * (x + 0.044715f * x * x * x));
     const float d = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * k * (1.0f + 3.0f * 0.044715f * x * x);
     dinp[i] += dout[i] * d;
   }
