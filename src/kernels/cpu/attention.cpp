@@ -63,11 +63,13 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
                 for (int64_t j = 0; j < nk; ++j) sc[j] += qd * ktd[j];
               }
               float block_max = kNegInf;
+#pragma omp simd reduction(max : block_max)
               for (int64_t j = 0; j < nk; ++j) block_max = std::max(block_max, sc[j]);
               const int64_t r = i - i0;
               const float m_new = std::max(m[size_t(r)], block_max);
               const float corr = fast_exp(m[size_t(r)] - m_new);  // 0 when m was -inf
               float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
               for (int64_t j = 0; j < nk; ++j) {
                 sc[j] = fast_exp(sc[j] - m_new);
                 sum += sc[j];
@@ -137,6 +139,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
         const float* oi = out + b * s.out_batch + i * s.out_row + h * D;
         float* dqi = dq + b * s.q_batch + i * s.q_row + h * D;
         float di = 0.0f;
+#pragma omp simd reduction(+ : di)
         for (int64_t d = 0; d < D; ++d) di += doi[d] * oi[d];
         const int64_t n = visible_end(s, i);
         for (int64_t j = 0; j < n; ++j) {
@@ -144,6 +147,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
           const float* kj = k + kv_off;
           const float* vj = v + kv_off;
           float sc = 0.0f, dp = 0.0f;
+#pragma omp simd reduction(+ : sc, dp)
           for (int64_t d = 0; d < D; ++d) {
             sc += qi[d] * kj[d];
             dp += doi[d] * vj[d];

@@ -1,6 +1,7 @@
 // kernels/cpu/cross_entropy.cpp: rows in parallel.
 #include "kernels/cpu/cross_entropy.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/cpu/fast_math.h"
@@ -16,8 +17,10 @@ void cross_entropy_forward(float* losses, const float* logits, const int32_t* ta
       continue;
     }
     float m = row[0];
-    for (int64_t v = 1; v < V; ++v) m = row[v] > m ? row[v] : m;
+#pragma omp simd reduction(max : m)
+    for (int64_t v = 1; v < V; ++v) m = std::max(m, row[v]);
     double s = 0.0;  // fp32 terms, fp64 sum: 50k terms keep full precision
+#pragma omp simd reduction(+ : s)
     for (int64_t v = 0; v < V; ++v) s += double(fast_exp(row[v] - m));
     losses[n] = float(double(m) + std::log(s) - double(row[targets[n]]));
   }
@@ -34,11 +37,19 @@ void cross_entropy_backward(float* dlogits, const float* logits, const int32_t* 
       continue;
     }
     float m = row[0];
-    for (int64_t v = 1; v < V; ++v) m = row[v] > m ? row[v] : m;
+#pragma omp simd reduction(max : m)
+    for (int64_t v = 1; v < V; ++v) m = std::max(m, row[v]);
     double s = 0.0;
+#pragma omp simd reduction(+ : s)
     for (int64_t v = 0; v < V; ++v) s += double(fast_exp(row[v] - m));
     const float g = dloss[n], scale = float(double(g) / s);
-    for (int64_t v = 0; v < V; ++v) d[v] = scale * fast_exp(row[v] - m);
+    if (d == row) {  // in place (the trainer's case): one pointer, so the loop vectorises
+#pragma omp simd
+      for (int64_t v = 0; v < V; ++v) d[v] = scale * fast_exp(d[v] - m);
+    } else {
+#pragma omp simd
+      for (int64_t v = 0; v < V; ++v) d[v] = scale * fast_exp(row[v] - m);
+    }
     d[targets[n]] -= g;
   }
 }

@@ -6,12 +6,14 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include <cstring>
+#include <bit>
 
 namespace wafer {
 
 inline float fast_exp(float x) {
-  const float xc = std::fmin(std::fmax(x, -87.0f), 88.0f);
+  // Clamp with comparisons: std::fmin/fmax are libm calls that stop vectorisation.
+  float xc = x < -87.0f ? -87.0f : x;
+  xc = xc > 88.0f ? 88.0f : xc;
   // x = k·ln2 + r, |r| <= ln2/2 (Cody-Waite split of ln2), e^x = 2^k · e^r.
   const float k = std::floor(xc * 1.44269504088896341f + 0.5f);
   const float r = xc - k * 0.693359375f + k * 2.12194440e-4f;
@@ -23,9 +25,7 @@ inline float fast_exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const int32_t bits = (int32_t(k) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, 4);
+  const float scale = std::bit_cast<float>((int32_t(k) + 127) << 23);  // 2^k
   return x < -87.0f ? 0.0f : p * scale;
 }
 
@@ -45,7 +45,7 @@ inline float fast_erf(float x) {
 // tanh x = 1 - 2 / (e^{2x} + 1); odd, so computed on |x| to keep precision near 0 sensible.
 inline float fast_tanh(float x) {
   const float a = std::fabs(x);
-  const float e = fast_exp(2.0f * std::fmin(a, 20.0f));
+  const float e = fast_exp(2.0f * (a < 20.0f ? a : 20.0f));
   const float t = a < 1e-4f ? a : 1.0f - 2.0f / (e + 1.0f);
   return std::copysign(t, x);
 }

@@ -13,9 +13,11 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
     const float* x = inp + n * C;
     float* y = out + n * C;
     float m = 0.0f;
+#pragma omp simd reduction(+ : m)
     for (int64_t i = 0; i < C; ++i) m += x[i];
     m /= float(C);
     float v = 0.0f;
+#pragma omp simd reduction(+ : v)
     for (int64_t i = 0; i < C; ++i) {
       float d = x[i] - m;
       v += d * d;
@@ -36,6 +38,7 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
     const float* x = inp + n * C;
     const float m = mean[n], s = rstd[n];
     float g_mean = 0.0f, gx_mean = 0.0f;
+#pragma omp simd reduction(+ : g_mean, gx_mean)
     for (int64_t i = 0; i < C; ++i) {
       const float g = dy[i] * weight[i];
       g_mean += g;
