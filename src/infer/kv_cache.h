@@ -14,7 +14,6 @@ class KVCache {
   int64_t length() const { return length_; }     // positions filled
   int64_t capacity() const { return Tmax_; }
   void advance(int64_t n) { length_ += n; }
-  void reset() { length_ = 0; }
 
  private:
   int64_t Tmax_, length_ = 0;

@@ -104,7 +104,6 @@ void run_training(Model& m, const Dataset& data, const TrainOptions& o, int64_t 
 
   using clock = std::chrono::steady_clock;
   const auto run_start = clock::now();
-  int64_t tokens_seen = 0;
   for (int64_t step = start_step; step < o.steps; ++step) {
     std::vector<Batch> micro;
     for (int64_t k = 0; k < o.micro_batches; ++k)
@@ -119,7 +118,6 @@ void run_training(Model& m, const Dataset& data, const TrainOptions& o, int64_t 
                    " is intact (resume with --resume, perhaps with a lower --lr)"));
     }
     const double dt = std::chrono::duration<double>(clock::now() - t0).count();
-    tokens_seen += r.tokens;
     const double tps = double(r.tokens) / dt;
     const double mfu = flops_per_token * tps / o.peak_flops;
     const double elapsed = std::chrono::duration<double>(clock::now() - run_start).count();
