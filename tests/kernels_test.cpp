@@ -313,9 +313,20 @@ TEST(Attention, RowThatSeesNoKeyIsMinusInfinityAndZero) {
 
 TEST(Embedding, AddsTokenAndPositionRows) {
   std::vector<float> wte = {1, 2, 3, 4, 5, 6}, wpe = {10, 20, 30, 40, 50, 60}, out(4);
-  std::vector<int32_t> tok = {2, 0};
-  embedding_forward(out.data(), tok.data(), wte.data(), wpe.data(), 1, 2, 2, 1, 2.0f);
+  std::vector<int32_t> tok = {2, 0}, pos = {1, 2};
+  embedding_forward(out.data(), tok.data(), wte.data(), 0, 3, 2, 2, 2.0f);
+  position_embedding_forward(out.data(), pos.data(), wpe.data(), 2, 2, 2.0f);
   EXPECT_EQ(out, (std::vector<float>{2 * (5 + 30), 2 * (6 + 40), 2 * (1 + 50), 2 * (2 + 60)}));
+}
+
+TEST(Embedding, VocabularyShardZeroesForeignTokens) {
+  std::vector<float> wte_rows_2_3 = {5, 6, 7, 8}, out(4, 9.0f), dwte(4, 0.0f);
+  std::vector<int32_t> tok = {2, 0};
+  embedding_forward(out.data(), tok.data(), wte_rows_2_3.data(), 2, 2, 2, 2, 1.0f);
+  EXPECT_EQ(out, (std::vector<float>{5, 6, 0, 0}));
+  std::vector<float> dout = {1, 2, 3, 4};
+  embedding_backward(dwte.data(), dout.data(), tok.data(), 2, 2, 2, 2, 1.0f);
+  EXPECT_EQ(dwte, (std::vector<float>{1, 2, 0, 0}));
 }
 
 }  // namespace

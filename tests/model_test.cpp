@@ -72,7 +72,7 @@ TEST_P(ReferenceModel, KVCacheDecodingMatchesFullForward) {
   const TensorRef& want = exp.tensors().at("logits");
   const auto* ids64 = reinterpret_cast<const int64_t*>(exp.tensors().at("input_ids").data);
   const int64_t T = exp.tensors().at("input_ids").shape[1], V = m->config.vocab_size;
-  KVCache cache(m->config, 1, T);
+  KVCache cache(*m, 1, T);
   ForwardPass fp(*m);
   // Prefill 6 tokens, then one at a time: each step's logits equal row t of the full pass.
   std::vector<int32_t> ids(static_cast<size_t>(T));

@@ -10,7 +10,7 @@
 namespace wafer {
 
 GenerateResult generate(const Model& m, const std::vector<int32_t>& prompt, const GenerateOptions& opts,
-                        const std::function<bool(int32_t)>& on_token) {
+                        const std::function<bool(int32_t)>& on_token, const ParallelState& par) {
   const ModelConfig& c = m.config;
   const int64_t T0 = int64_t(prompt.size());
   WAFER_CHECK(T0 >= 1, "[generate] expected a prompt of at least one token, found none");
@@ -18,8 +18,10 @@ GenerateResult generate(const Model& m, const std::vector<int32_t>& prompt, cons
               c.n_positions, "; shorten it");
   WAFER_CHECK(opts.max_new_tokens >= 0, "[generate] expected max-new-tokens >= 0, found ", opts.max_new_tokens);
   const int64_t capacity = std::min(c.n_positions, T0 + opts.max_new_tokens);
-  KVCache cache(c, 1, capacity);
-  ForwardPass fp(m);
+  WAFER_CHECK(par.layout.cp == 1 && par.layout.dp == 1, "[generate] decodes one sequence a token at a time: "
+              "spread it with --tp and --pp; --cp and --dp do not apply (found ", par.layout.describe(), ")");
+  KVCache cache(m, 1, capacity);
+  ForwardPass fp(m, par, PassMode::Inference);
   Sampler sampler(opts.sampling);
   GenerateResult res{{}, StopReason::MaxTokens};
   using clock = std::chrono::steady_clock;

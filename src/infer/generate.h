@@ -7,6 +7,7 @@
 
 #include "infer/sampling.h"
 #include "model/model.h"
+#include "parallel/layout.h"
 
 namespace wafer {
 
@@ -26,7 +27,9 @@ struct GenerateResult {
 
 // prompt: [T0] ids, 1 <= T0 <= n_positions. on_token(id) is called as each token is chosen and
 // returns false to stop.
+// Collective under a parallel layout (every rank runs it; all get the same tokens). Needs cp = 1.
 GenerateResult generate(const Model& m, const std::vector<int32_t>& prompt, const GenerateOptions& opts,
-                        const std::function<bool(int32_t)>& on_token = {});
+                        const std::function<bool(int32_t)>& on_token = {},
+                        const ParallelState& par = ParallelState::single());
 
 }  // namespace wafer

@@ -3,12 +3,12 @@
 
 namespace wafer {
 
-KVCache::KVCache(const ModelConfig& c, int64_t B, int64_t Tmax)
-    : Tmax_(Tmax),
-      k_(size_t(c.n_layer * B * Tmax * c.n_embd)),
-      v_(size_t(c.n_layer * B * Tmax * c.n_embd)) {
-  const size_t per_layer = size_t(B * Tmax * c.n_embd);
-  for (int64_t l = 0; l < c.n_layer; ++l)
+KVCache::KVCache(const Model& m, int64_t B, int64_t Tmax) : Tmax_(Tmax) {
+  const int64_t L = m.shard.n_layers();
+  const size_t per_layer = size_t(B * Tmax * m.shard.attn_width(m.config));
+  k_.resize(size_t(L) * per_layer);
+  v_.resize(size_t(L) * per_layer);
+  for (int64_t l = 0; l < L; ++l)
     views_.push_back({k_.data() + size_t(l) * per_layer, v_.data() + size_t(l) * per_layer, Tmax});
 }
 

@@ -1,5 +1,6 @@
-// infer/kv_cache.h: the per-layer K/V store for incremental decoding: [L][B, Tmax, C] each for
-// K and V, and how many positions are filled. The forward pass writes into it through LayerKV views.
+// infer/kv_cache.h: the per-layer K/V store for incremental decoding: [L][B, Tmax, Ca] each for
+// K and V (this rank's blocks and heads), and how many positions are filled. The forward pass
+// writes into it through LayerKV views.
 #pragma once
 #include <vector>
 
@@ -9,7 +10,7 @@ namespace wafer {
 
 class KVCache {
  public:
-  KVCache(const ModelConfig& c, int64_t B, int64_t Tmax);
+  KVCache(const Model& m, int64_t B, int64_t Tmax);
   const std::vector<LayerKV>& views() const { return views_; }
   int64_t length() const { return length_; }     // positions filled
   int64_t capacity() const { return Tmax_; }
@@ -17,7 +18,7 @@ class KVCache {
 
  private:
   int64_t Tmax_, length_ = 0;
-  std::vector<float> k_, v_;  // [L, B, Tmax, C]
+  std::vector<float> k_, v_;  // [L, B, Tmax, Ca]
   std::vector<LayerKV> views_;
 };
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "model/model.h"
+#include "parallel/layout.h"
 
 namespace wafer {
 
@@ -24,6 +25,9 @@ struct PerplexityResult {
   double perplexity() const;
 };
 
-PerplexityResult perplexity(const Model& m, const std::vector<int32_t>& ids, const PerplexityOptions& opts);
+// Collective under a parallel layout (every rank gets the result). Under --cp each window is
+// padded with uncounted positions to a multiple of 2·cp tokens.
+PerplexityResult perplexity(const Model& m, const std::vector<int32_t>& ids, const PerplexityOptions& opts,
+                            const ParallelState& par = ParallelState::single());
 
 }  // namespace wafer

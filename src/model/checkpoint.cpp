@@ -19,8 +19,11 @@ namespace wafer {
 
 namespace fs = std::filesystem;
 
-Model::Model(const ModelConfig& c) : config(c), params(size_t(parameter_count(c)), 0.0f) {
-  w = point_weights(config, params.data());
+Model::Model(const ModelConfig& c) : Model(c, Shard::full(c)) {}
+
+Model::Model(const ModelConfig& c, const Shard& sh)
+    : config(c), shard(sh), params(size_t(shard_parameter_count(c, sh)), 0.0f) {
+  w = point_weights(config, shard, params.data());
 }
 
 namespace {

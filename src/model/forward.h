@@ -1,86 +1,146 @@
-// model/forward.h: the GPT-2 forward pass as a flat list of kernel calls per block (llm.c style).
-// Activations a block keeps live in BlockActivations; inference reuses one for every layer, the
-// trainer keeps one per layer for its backward pass. A KV cache is passed in as per-layer views so
-// the storage (infer/) stays outside model/.
+// model/forward.h: the GPT-2 forward and backward pass of one rank's shard, as a flat list of
+// kernel calls per block (llm.c style) with every communication a visible call:
+//   tensor parallel   tp.all_reduce after each row-parallel c_proj (or, with sequence
+//                     parallelism, tp.all_gather before the column-parallel layers and
+//                     tp.reduce_scatter after the row-parallel ones); vocab-parallel embedding
+//                     and loss;
+//   context parallel  ring_attention_forward / _backward over the cp group;
+//   pipeline          a stage runs only its blocks; the caller moves activations between stages
+//                     (train/pipeline.cpp), except in the whole-model calls forward() and
+//                     forward_loss(), which pass them along the pp group themselves.
+// One rank is the layout 1×1×1×1: every group has one member and every collective is a no-op.
+//
+// Letters as in model/config.h, plus this rank's share: Ca = C/tp, Fl = F/tp, Vl (vocabulary
+// rows), Ha = H/tp heads; a micro-batch's rows on this rank N = chunks·B·Tc, and Ns = N/tp rows
+// of the residual stream under sequence parallelism (else Ns = N).
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "kernels/cpu/gelu.h"
 #include "model/model.h"
+#include "parallel/layout.h"
+#include "parallel/ring_attention.h"
+#include "parallel/vocab_parallel.h"
 
 namespace wafer {
 
-// What one block's forward produces and its backward needs, for a (B, T) batch.
+// A rank's rows of a micro-batch [B, T]: the zigzag chunks of its cp rank, chunk-major
+// [chunks][B][Tc]; each row carries its token, target (-1 = not counted) and position.
+struct LocalBatch {
+  int64_t B = 0, Tc = 0, chunks = 1;
+  std::vector<int32_t> tokens, targets, positions;
+  int64_t rows() const { return chunks * B * Tc; }
+};
+// tokens/targets: [B, T] (targets may be null: none counted). Positions start at pos0.
+LocalBatch local_batch(const int32_t* tokens, const int32_t* targets, int64_t B, int64_t T, int cp_rank, int cp,
+                       int64_t pos0 = 0);
+
+// What one block's forward produces and its backward needs.
 struct BlockActivations {
-  std::vector<float> ln1;        // [B, T, C]
-  std::vector<float> ln1_mean;   // [B, T]
-  std::vector<float> ln1_rstd;   // [B, T]
-  std::vector<float> qkv;        // [B, T, 3C]
-  std::vector<float> atty;       // [B, T, C]  attention output before c_proj
-  std::vector<float> att_lse;    // [B, H, T]  log-sum-exp of each attention row
-  std::vector<float> res2;       // [B, T, C]  residual after attention
-  std::vector<float> ln2;        // [B, T, C]
-  std::vector<float> ln2_mean;   // [B, T]
-  std::vector<float> ln2_rstd;   // [B, T]
-  std::vector<float> fch;        // [B, T, F]  c_fc output (pre-GELU)
-  std::vector<float> fch_gelu;   // [B, T, F]
-  void resize(const ModelConfig& c, int64_t B, int64_t T);
+  std::vector<float> ln1;        // [N, C]   (gathered over tp under sequence parallelism)
+  std::vector<float> ln1_mean;   // [Ns]
+  std::vector<float> ln1_rstd;   // [Ns]
+  std::vector<float> qkv;        // [N, 3Ca] this rank's heads: Q|K|V
+  std::vector<float> atty;       // [N, Ca]  attention output before c_proj
+  std::vector<float> att_lse;    // [chunks, B, Ha, Tc] log-sum-exp of each attention row
+  std::vector<float> res2;       // [Ns, C]  residual after attention
+  std::vector<float> ln2;        // [N, C]
+  std::vector<float> ln2_mean;   // [Ns]
+  std::vector<float> ln2_rstd;   // [Ns]
+  std::vector<float> fch;        // [N, Fl]  c_fc output (pre-GELU)
+  std::vector<float> fch_gelu;   // [N, Fl]
 };
 
-// A layer's KV cache: K and V of positions [0, Tmax) for each batch row.
+// One micro-batch's state on this stage from its forward to its backward (a pipeline keeps
+// several in flight, one per slot).
+struct StageActivations {
+  std::vector<BlockActivations> blocks;   // one per block of the stage (training), else one reused
+  std::vector<std::vector<float>> resid;  // residual stream [blocks+1][Ns, C] (training), else [2]
+  std::vector<float> lnf_mean, lnf_rstd;  // [Ns]
+  std::vector<float> dresid;              // [Ns, C] gradient at the blocks' output (last stage)
+  std::vector<float> dinput;              // [Ns, C] gradient at the stage's input (to send back)
+  double loss_sum = 0;                    // Σ loss over this rank's counted rows (last stage)
+};
+
+// A layer's KV cache: K and V of positions [0, Tmax) for each batch row, this rank's heads.
 struct LayerKV {
-  float* k;      // [B, Tmax, C]
-  float* v;      // [B, Tmax, C]
+  float* k;      // [B, Tmax, Ca]
+  float* v;      // [B, Tmax, Ca]
   int64_t Tmax;
 };
 
 enum class LogitsRows { All, Last };  // [B, T, V] or only each sequence's last position [B, V]
 
-enum class PassMode { Inference, Training };  // Training keeps every layer's activations
+enum class PassMode { Inference, Training };  // Training keeps every block's activations
 
-// Scratch for forward (and, in Training mode, backward) calls, reused across calls.
 class ForwardPass {
  public:
-  explicit ForwardPass(const Model& m, PassMode mode = PassMode::Inference);
+  // `slots`: micro-batches in flight at once (pipeline schedules); inference uses one.
+  ForwardPass(const Model& m, const ParallelState& par, PassMode mode, int slots = 1);
+  explicit ForwardPass(const Model& m, PassMode mode = PassMode::Inference)
+      : ForwardPass(m, ParallelState::single(), mode) {}
 
-  // tokens: [B, T] ids in [0, V), positions pos0 .. pos0+T-1 (pos0 + T <= P). With `kv`
-  // (L views, or empty), K/V of these positions are written into the cache and attention reads
-  // positions [0, pos0+T) from it; without, pos0 must be 0. Returns logits, [B, T, V] or [B, V],
-  // valid until the next call.
+  // --- Whole-model calls: collective over the tp, cp and pp groups; every rank gets the result.
+  // tokens: [B, T] ids in [0, V), positions pos0 .. pos0+T-1 (pos0 + T <= P). With `kv` (one view
+  // per block of this stage, or empty), K/V of these positions are written into the cache and
+  // attention reads positions [0, pos0+T) from it (cp = 1); without, pos0 must be 0. Returns
+  // logits [B, T, V] or [B, V], valid until the next call.
   const float* forward(const int32_t* tokens, int64_t B, int64_t T, int64_t pos0, const std::vector<LayerKV>& kv,
                        LogitsRows rows);
-
-  // Training: forward over tokens [B, T] and the summed next-token cross-entropy against
-  // targets [B, T] (-1 = ignored). Returns (sum of losses, number of counted targets).
+  // Σ next-token cross-entropy against targets [B, T] (-1 = ignored) and the number counted.
+  // No gradients; the logits are never gathered.
   std::pair<double, int64_t> forward_loss(const int32_t* tokens, const int32_t* targets, int64_t B, int64_t T);
-  // Training: backward of the last forward_loss, each counted position's loss weighted by
-  // `loss_scale` (e.g. 1 / (targets · micro-batches)). Adds (+=) into `grads` (views into a
-  // gradient buffer laid out like the parameters; a tied head's gradient lands in wte's).
-  void backward(const int32_t* tokens, const int32_t* targets, int64_t B, int64_t T, float loss_scale,
-                const ModelWeights& grads);
+
+  // --- Pipeline-stage calls (training): collective over tp and cp only.
+  // Sizes slot `slot` for batch `b`; returns the buffer [Ns, C] a non-first stage receives into.
+  float* prepare(int slot, const LocalBatch& b);
+  int64_t stage_rows(const LocalBatch& b) const;  // Ns
+  // This stage's forward. Non-last stages return their output [Ns, C] (valid until the slot's
+  // next use). The last stage computes the loss (stage_loss) and returns null; given `grads` it
+  // also runs the loss backward through the head, each counted row weighted by `loss_scale`.
+  const float* stage_forward(int slot, const LocalBatch& b, float loss_scale, const ModelWeights* grads);
+  double stage_loss(int slot) const { return slots_[size_t(slot)].loss_sum; }
+  // This stage's backward (+= into grads). dout: [Ns, C], the gradient of the stage's output
+  // (ignored on the last stage). Returns the gradient of its input [Ns, C] (non-first stages,
+  // valid until the slot's next use), else null.
+  const float* stage_backward(int slot, const LocalBatch& b, const float* dout, const ModelWeights& grads);
+
+  const Model& model() const { return m_; }
 
  private:
-  void block_forward(const LayerWeights& w, BlockActivations& a, float* out, const float* x, int64_t B, int64_t T,
-                     int64_t pos0, const LayerKV* kv);
-  // dx [B, T, C]: in, the gradient of the block's output; out, of its input x.
+  bool sp() const { return sp_; }
+  void resize_slot(StageActivations& s, const LocalBatch& b);
+  void embed(float* x, const LocalBatch& b);
+  void embed_backward(const float* dx, const LocalBatch& b, const ModelWeights& grads);
+  void block_forward(const LayerWeights& w, BlockActivations& a, float* out, const float* x, const LocalBatch& b,
+                     const LayerKV* kv, int64_t pos0);
   void block_backward(const LayerWeights& w, const LayerWeights& g, const BlockActivations& a, const float* x,
-                      float* dx, int64_t B, int64_t T);
-  void resize(int64_t B, int64_t T);
+                      float* dx, const LocalBatch& b);
+  // ln_f and the vocabulary shard of the head: logits_ [n, Vl] for the rows of lnf_full_.
+  void head_logits(StageActivations& s, const float* x, const LocalBatch& b, LogitsRows rows);
+  // Runs the blocks of this stage over slot s (its resid[0] already holds the input).
+  const float* run_blocks(StageActivations& s, const LocalBatch& b, const std::vector<LayerKV>& kv, int64_t pos0);
+  // All rows of x [Ns, C] on every tp rank: a view of x, or gathered into `full` (sequence parallel).
+  const float* gather_rows(std::vector<float>& full, const float* x, int64_t Ns);
+  // Sums the tp ranks' partial [N, C] into out [Ns, C] (reduce-scatter) or in place (all-reduce).
+  const float* reduce_rows(float* partial, float* out, int64_t Ns);
 
   const Model& m_;
+  const ParallelState& par_;
+  Group tp_, cp_, pp_;
   PassMode mode_;
+  bool sp_;
   GeluForwardFn gelu_;
   GeluBackwardFn gelu_backward_;
-  std::vector<BlockActivations> acts_;        // [L] when training, else [1] reused by every layer
-  std::vector<std::vector<float>> resid_;     // residual stream: [L+1][B, T, C] training, else [2]
-  std::vector<float> tmp_;                    // [B, T, C]
-  std::vector<float> lnf_, lnf_mean_, lnf_rstd_;  // [B, T, C], [B, T], [B, T]
-  std::vector<float> last_rows_;              // [B, C]
-  std::vector<float> logits_;                 // [B, T, V] or [B, V]; dlogits in place in backward
-  std::vector<float> losses_;                 // [B, T]
-  std::vector<float> dres2_, dfch_, dfch_gelu_, dln_, datty_, dqkv_, dlnf_;  // backward scratch
-  const float* resid_out_ = nullptr;          // input of ln_f in the last forward
+  std::vector<StageActivations> slots_;
+  RingScratch ring_;
+  VocabParallelStats ce_;
+  std::vector<float> tmp_full_, tmp_rows_;    // [N, C], [Ns, C]
+  std::vector<float> lnf_full_, lnf_rows_;    // [N, C], [Ns, C]
+  std::vector<float> logits_, losses_;        // [n, Vl], [N]
+  std::vector<float> gathered_;               // whole-model logits handed back by forward()
+  std::vector<float> dres2_, dfch_, dfch_gelu_, dln_, datty_, dqkv_, dgather_;  // backward scratch
 };
 
 }  // namespace wafer

@@ -12,11 +12,13 @@
 namespace wafer {
 
 struct Model {
-  ModelConfig config;
-  std::vector<float> params;  // parameter_count(config) floats, in for_each_parameter order
+  ModelConfig config;         // the whole model's hyperparameters
+  Shard shard;                // the part held here (the whole model on one rank)
+  std::vector<float> params;  // shard_parameter_count(config, shard) floats, in for_each_parameter order
   ModelWeights w;             // views into params
 
   explicit Model(const ModelConfig& c);
+  Model(const ModelConfig& c, const Shard& sh);
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
 };

@@ -8,16 +8,22 @@
 
 namespace wafer {
 
-std::vector<ParamGroup> param_groups(const ModelConfig& c) {
+std::vector<ParamGroup> param_groups(const ModelConfig& c, const Shard& sh, size_t begin, size_t end) {
   std::vector<ParamGroup> groups;
   size_t offset = 0;
-  for (const auto& s : parameter_specs(c)) {
+  for (const auto& s : parameter_specs(c, sh)) {
     double mult = 1.0;
     if (c.is_mup() && s.kind == ParamKind::Matrix) mult = double(c.mup_base_width) / double(c.n_embd);
-    groups.push_back({offset, size_t(s.numel()), mult, s.kind == ParamKind::Matrix || s.kind == ParamKind::Embedding});
+    const size_t lo = std::max(offset, begin), hi = std::min(offset + size_t(s.numel()), end);
+    if (lo < hi)
+      groups.push_back({lo - begin, hi - lo, mult, s.kind == ParamKind::Matrix || s.kind == ParamKind::Embedding});
     offset += size_t(s.numel());
   }
   return groups;
+}
+
+std::vector<ParamGroup> param_groups(const ModelConfig& c) {
+  return param_groups(c, Shard::full(c), 0, size_t(parameter_count(c)));
 }
 
 AdamW::AdamW(size_t n, std::vector<ParamGroup> groups, const AdamWOptions& o)

@@ -26,6 +26,9 @@ struct ParamGroup {
 // One group per parameter tensor, in buffer order. μP: hidden matrices (c_attn, c_proj, c_fc)
 // get lr × base_width / C.
 std::vector<ParamGroup> param_groups(const ModelConfig& c);
+// The groups of a shard's flat buffer that fall in [begin, end), offsets counted from `begin`
+// (a ZeRO-1 rank updates one such range).
+std::vector<ParamGroup> param_groups(const ModelConfig& c, const Shard& sh, size_t begin, size_t end);
 
 class AdamW {
  public:

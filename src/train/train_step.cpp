@@ -1,38 +1,136 @@
 // train/train_step.cpp
 #include "train/train_step.h"
 
+#include <chrono>
 #include <cmath>
 
 #include "core/error.h"
+#include "train/pipeline.h"
 
 namespace wafer {
 
 TrainStep::TrainStep(Model& m, const AdamWOptions& opt, double clip_norm)
+    : TrainStep(m, ParallelState::single(), opt, clip_norm) {}
+
+namespace {
+size_t zero_part(size_t n, const ParallelState& par) {
+  const size_t p = size_t(par.dpcp.size());
+  return par.layout.zero ? (n + p - 1) / p : n;
+}
+}  // namespace
+
+TrainStep::TrainStep(Model& m, const ParallelState& par, const AdamWOptions& opt, double clip_norm)
     : m_(m),
-      pass_(m, PassMode::Training),
-      grads_(m.params.size(), 0.0f),
-      gw_(point_weights(m.config, grads_.data())),
-      adamw_(m.params.size(), param_groups(m.config), opt),
-      clip_norm_(clip_norm) {}
+      par_(par),
+      tp_(par.tp),
+      pp_(par.pp),
+      dpcp_(par.dpcp),
+      embed_(par.embed),
+      world_(par.world),
+      pass_(m, par, PassMode::Training),
+      eval_pass_(m, par, PassMode::Inference),
+      grads_(par.layout.zero ? zero_part(m.params.size(), par) * size_t(par.dpcp.size()) : m.params.size(), 0.0f),
+      gw_(point_weights(m.config, m.shard, grads_.data())),
+      n_(m.params.size()),
+      part_(zero_part(m.params.size(), par)),
+      adamw_(par.layout.zero ? part_ : n_,
+             par.layout.zero ? param_groups(m.config, m.shard, std::min(n_, size_t(par.dpcp.rank()) * part_),
+                                            std::min(n_, size_t(par.dpcp.rank() + 1) * part_))
+                             : param_groups(m.config, m.shard, 0, n_),
+             opt),
+      clip_norm_(clip_norm) {
+  WAFER_ASSERT(m.shard.tp_size == par.tp.size() && m.shard.tp_rank == par.at.tp);
+  size_t offset = 0;
+  const bool replica0 = par.at.dp == 0 && par.at.cp == 0;
+  for (const auto& s : parameter_specs(m.config, m.shard)) {
+    const size_t n = size_t(s.numel());
+    const bool tied_copy = !m.shard.first_stage && s.name == "transformer.wte.weight";  // the last stage's head
+    // Count each element of the model once: one tp rank for replicated tensors, the first stage's
+    // wte, one dp×cp replica (all hold the same summed gradient) unless ZeRO splits it.
+    if ((!s.tp_replicated || par.at.tp == 0) && !tied_copy && (replica0 || par.layout.zero))
+      norm_ranges_.push_back({offset, offset + n});
+    if (s.tp_replicated && s.kind != ParamKind::Embedding) sp_ranges_.push_back({offset, offset + n});
+    if (s.name == "transformer.wte.weight") wte_range_ = {offset, offset + n};
+    offset += n;
+  }
+}
 
 StepResult TrainStep::compute_grads(const std::vector<Batch>& micro_batches) {
+  const Layout& lay = par_.layout;
   WAFER_CHECK(!micro_batches.empty(), "[train] expected at least one micro-batch");
   int64_t counted = 0;
   for (const Batch& b : micro_batches)
     for (int32_t t : b.targets) counted += t >= 0;
   WAFER_CHECK(counted > 0, "[train] the batch has no target to predict (sequences need at least 2 tokens)");
-  std::fill(grads_.begin(), grads_.end(), 0.0f);
+  // This rank's rows: its dp share of each micro-batch's sequences, its cp chunks of each sequence.
+  std::vector<LocalBatch> local;
   StepResult r;
-  double loss_sum = 0.0;
   for (const Batch& b : micro_batches) {
-    auto [sum, n] = pass_.forward_loss(b.tokens.data(), b.targets.data(), b.B, b.T);
-    loss_sum += sum;
-    pass_.backward(b.tokens.data(), b.targets.data(), b.B, b.T, float(1.0 / double(counted)), gw_);
+    WAFER_CHECK(b.B % lay.dp == 0, "[layout] --dp ", lay.dp, " splits each micro-batch's sequences, so it must divide ",
+                b.B, " (the sequences per micro-batch)");
+    check_sequence(lay, b.T, "the sequence length");
+    WAFER_CHECK(b.T <= m_.config.n_positions, "[train] a row of ", b.T, " tokens exceeds the model's context of ",
+                m_.config.n_positions);
+    const int64_t Bd = b.B / lay.dp, row0 = par_.at.dp * Bd * b.T;
+    local.push_back(local_batch(b.tokens.data() + row0, b.targets.data() + row0, Bd, b.T, par_.at.cp, lay.cp));
     r.tokens += b.B * b.T;
   }
+  const TrafficBytes before{par_.tp.bytes_sent(), par_.cp.bytes_sent(),
+                            par_.pp.bytes_sent() + par_.embed.bytes_sent(), par_.dpcp.bytes_sent()};
+  auto comm_seconds = [&] {
+    return par_.tp.seconds() + par_.cp.seconds() + par_.pp.seconds() + par_.embed.seconds() + par_.dpcp.seconds() +
+           par_.world.seconds();
+  };
+  const double comm0 = comm_seconds();
+  std::fill(grads_.begin(), grads_.end(), 0.0f);
+
+  PipelineStats ps = run_pipeline(pass_, pp_, lay.schedule, local, float(1.0 / double(counted)), gw_);
+
+  // Sum each gradient over the ranks that share it.
+  if (pass_.model().shard.tp_size > 1 && lay.sp)
+    for (auto [lo, hi] : sp_ranges_) tp_.all_reduce_sum(grads_.data() + lo, int64_t(hi - lo));
+  if (lay.pp > 1 && m_.config.tie_word_embeddings && (m_.shard.first_stage || m_.shard.last_stage))
+    embed_.all_reduce_sum(grads_.data() + wte_range_.first, int64_t(wte_range_.second - wte_range_.first));
+  if (lay.zero) {
+    grad_part_.resize(part_);
+    dpcp_.reduce_scatter_sum(grad_part_.data(), grads_.data(), int64_t(part_));
+  } else {
+    dpcp_.all_reduce_sum(grads_.data(), int64_t(n_));
+  }
+
+  // The loss: the last stage's rows summed over dp and cp, then known to every stage.
+  double loss_sum = ps.loss_sum;
+  dpcp_.all_reduce_sum(&loss_sum, 1);
+  pp_.broadcast(&loss_sum, sizeof loss_sum, pp_.size() - 1);
   r.loss = loss_sum / double(counted);
-  r.grad_norm = grad_norm(grads_.data(), grads_.size());
+  double sumsq = local_grad_sumsq();
+  world_.all_reduce_sum(&sumsq, 1);
+  r.grad_norm = std::sqrt(sumsq);
+
+  // Pipeline bubble: idle over busy time of each stage, averaged over the stages.
+  double bubble[2] = {ps.busy_s > 0 ? (ps.wall_s - ps.busy_s) / ps.busy_s : 0.0, 1.0};
+  pp_.all_reduce_sum(bubble, 2);
+  r.bubble = lay.pp > 1 ? bubble[0] / bubble[1] : 0.0;
+  r.bytes = {par_.tp.bytes_sent() - before.tp, par_.cp.bytes_sent() - before.cp,
+             par_.pp.bytes_sent() + par_.embed.bytes_sent() - before.pp, par_.dpcp.bytes_sent() - before.dp};
+  r.comm_s = comm_seconds() - comm0;
   return r;
+}
+
+double TrainStep::local_grad_sumsq() const {
+  // Under ZeRO-1 this rank holds the summed gradient of [lo, hi) only.
+  const size_t lo = par_.layout.zero ? size_t(dpcp_.rank()) * part_ : 0;
+  const size_t hi = par_.layout.zero ? std::min(n_, lo + part_) : n_;
+  const float* g = par_.layout.zero ? grad_part_.data() - lo : grads_.data();
+  double s = 0.0;
+  for (auto [a, b] : norm_ranges_) {
+    const size_t from = std::max(a, lo), to = std::min(b, hi);
+    if (from < to) {
+      const double n = grad_norm(g + from, to - from);
+      s += n * n;
+    }
+  }
+  return s;
 }
 
 StepResult TrainStep::step(const std::vector<Batch>& micro_batches, double lr) {
@@ -40,8 +138,20 @@ StepResult TrainStep::step(const std::vector<Batch>& micro_batches, double lr) {
   WAFER_CHECK(std::isfinite(r.loss) && std::isfinite(r.grad_norm), "[train] non-finite ",
               std::isfinite(r.loss) ? "gradient norm" : "loss", " (loss ", r.loss, ", grad norm ", r.grad_norm,
               "); parameters left as they were");
-  if (clip_norm_ > 0) clip_grads(grads_.data(), grads_.size(), r.grad_norm, clip_norm_);
-  adamw_.step(m_.params.data(), grads_.data(), lr);
+  if (!par_.layout.zero) {
+    if (clip_norm_ > 0) clip_grads(grads_.data(), n_, r.grad_norm, clip_norm_);
+    adamw_.step(m_.params.data(), grads_.data(), lr);
+    return r;
+  }
+  // ZeRO-1: update this rank's range, then every rank gathers the whole shard's parameters.
+  const size_t lo = size_t(dpcp_.rank()) * part_, len = std::min(n_, lo + part_) - std::min(n_, lo);
+  if (clip_norm_ > 0) clip_grads(grad_part_.data(), len, r.grad_norm, clip_norm_);
+  if (len > 0) adamw_.step(m_.params.data() + lo, grad_part_.data(), lr);
+  std::vector<float> mine(part_, 0.0f), all(part_ * size_t(dpcp_.size()));
+  std::copy(m_.params.begin() + long(std::min(n_, lo)), m_.params.begin() + long(std::min(n_, lo + part_)),
+            mine.begin());
+  dpcp_.all_gather(all.data(), mine.data(), int64_t(part_));
+  std::copy(all.begin(), all.begin() + long(n_), m_.params.begin());
   return r;
 }
 
@@ -49,11 +159,34 @@ double TrainStep::eval_loss(const std::vector<Batch>& batches) {
   double sum = 0.0;
   int64_t n = 0;
   for (const Batch& b : batches) {
-    auto [s, c] = pass_.forward_loss(b.tokens.data(), b.targets.data(), b.B, b.T);
+    auto [s, c] = eval_pass_.forward_loss(b.tokens.data(), b.targets.data(), b.B, b.T);
     sum += s;
     n += c;
   }
   return n ? sum / double(n) : 0.0;
+}
+
+void TrainStep::shard_moments(std::vector<float>* m, std::vector<float>* v) {
+  if (!par_.layout.zero) {
+    *m = adamw_.m();
+    *v = adamw_.v();
+    return;
+  }
+  for (auto [dst, src] : {std::pair{m, &adamw_.m()}, std::pair{v, &adamw_.v()}}) {
+    std::vector<float> mine(part_, 0.0f), all(part_ * size_t(dpcp_.size()));
+    std::copy(src->begin(), src->end(), mine.begin());
+    dpcp_.all_gather(all.data(), mine.data(), int64_t(part_));
+    dst->assign(all.begin(), all.begin() + long(n_));
+  }
+}
+
+void TrainStep::set_shard_moments(const std::vector<float>& m, const std::vector<float>& v, int64_t t) {
+  WAFER_ASSERT(m.size() == n_ && v.size() == n_);
+  const size_t lo = par_.layout.zero ? std::min(n_, size_t(dpcp_.rank()) * part_) : 0;
+  const size_t hi = par_.layout.zero ? std::min(n_, lo + part_) : n_;
+  std::copy(m.begin() + long(lo), m.begin() + long(hi), adamw_.m().begin());
+  std::copy(v.begin() + long(lo), v.begin() + long(hi), adamw_.v().begin());
+  adamw_.set_t(t);
 }
 
 Batch batch_from_sequences(const std::vector<std::vector<int32_t>>& seqs) {

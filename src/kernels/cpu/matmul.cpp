@@ -39,13 +39,15 @@ void matmul_backward(float* dinp, float* dw, float* dbias, const float* dout, co
                 dinp, int(C));
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(C), int(OC), int(N), 1.0f, inp, int(C), dout, int(OC), 1.0f,
               dw, int(OC));
-  if (dbias) {
+  if (dbias) bias_backward(dbias, dout, N, OC);
+}
+
+void bias_backward(float* dbias, const float* dout, int64_t N, int64_t OC) {
 #pragma omp parallel for schedule(static)
-    for (int64_t o = 0; o < OC; ++o) {
-      float s = 0.0f;
-      for (int64_t n = 0; n < N; ++n) s += dout[n * OC + o];
-      dbias[o] += s;
-    }
+  for (int64_t o = 0; o < OC; ++o) {
+    float s = 0.0f;
+    for (int64_t n = 0; n < N; ++n) s += dout[n * OC + o];
+    dbias[o] += s;
   }
 }
 

@@ -14,6 +14,8 @@ void matmul_forward_transposed(float* out, const float* inp, const float* w, int
 // dbias[OC] += Σ_n dout. dinp or dbias may be null when not needed.
 void matmul_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w,
                      int64_t N, int64_t C, int64_t OC);
+// dbias[OC] += Σ_n dout[n, OC] (a bias added apart from its matmul).
+void bias_backward(float* dbias, const float* dout, int64_t N, int64_t OC);
 // Backward of matmul_forward_transposed (+=): dinp[N, C] += scale · dout · w, dw[V, C] += scale · doutᵀ · inp.
 void matmul_transposed_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int64_t N,
                                 int64_t C, int64_t V, float scale);
