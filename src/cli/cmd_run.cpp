@@ -11,26 +11,31 @@
 #include "infer/perplexity.h"
 #include "io/safetensors.h"
 #include "model/forward.h"
+#include "model/sharding.h"
 
 namespace wafer::cli {
 
 void add_logits_command(CLI::App& app) {
   struct Opts {
     std::string model, ids, out;
+    LayoutOptions layout;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("logits", "Write the logits [T, V] of one sequence to a safetensors file");
   cmd->add_option("--model", o->model, "HF model folder")->required();
   cmd->add_option("--ids", o->ids, "Token ids, comma separated")->required();
   cmd->add_option("--out", o->out, "Output .safetensors (one F32 tensor 'logits')")->required();
+  o->layout.add_to(cmd, false);
   cmd->callback([o] {
-    auto m = load_hf_model(o->model);
     std::vector<int32_t> ids = parse_ids(o->ids, "logits --ids");
     WAFER_CHECK(!ids.empty(), "[logits] expected at least one id in --ids");
-    ForwardPass fp(*m);
+    auto par = o->layout.start(load_config(o->model + "/config.json"));
+    check_sequence(par->layout, int64_t(ids.size()), "the number of --ids");
+    auto m = load_hf_shard(o->model, *par);
+    ForwardPass fp(*m, *par, PassMode::Inference);
     const int64_t T = int64_t(ids.size()), V = m->config.vocab_size;
     const float* logits = fp.forward(ids.data(), 1, T, 0, {}, LogitsRows::All);
-    write_safetensors(o->out, {{"logits", DType::F32, {T, V}, logits}});
+    if (is_rank0()) write_safetensors(o->out, {{"logits", DType::F32, {T, V}, logits}});
   });
 }
 
@@ -40,6 +45,7 @@ void add_generate_command(CLI::App& app) {
     int64_t max_new_tokens = 64;
     SamplingOptions sampling;
     bool print_ids = false;
+    LayoutOptions layout;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("generate", "Continue a prompt, streaming text as it decodes");
@@ -54,28 +60,35 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-p", o->sampling.top_p, "Keep the smallest set with this much probability (1 = all)");
   cmd->add_option("--seed", o->sampling.seed, "Sampling seed");
   cmd->add_flag("--print-ids", o->print_ids, "End with one line holding the new ids, comma separated");
+  o->layout.add_to(cmd, false);
   cmd->callback([o] {
     WAFER_CHECK(!o->prompt.empty() || !o->ids.empty(), "[generate] expected --prompt TEXT or --ids 1,2,3");
-    auto m = load_hf_model(o->model);
+    auto par = o->layout.start(load_config(o->model + "/config.json"));
+    auto m = load_hf_shard(o->model, *par);
+    const bool out = is_rank0();
     std::unique_ptr<Tokenizer> tok;
     if (!o->prompt.empty() || !o->tokenizer.empty() || Tokenizer::present(o->model))
       tok = find_tokenizer(o->tokenizer, o->model);
     std::vector<int32_t> prompt = !o->prompt.empty() ? tok->encode(o->prompt, false) : parse_ids(o->ids, "generate --ids");
     GenerateOptions g{.max_new_tokens = o->max_new_tokens, .sampling = o->sampling,
                       .stop_token = tok ? tok->eot_id() : int32_t(m->config.eos_token_id)};
-    if (tok) {
+    if (tok && out) {
       std::string echo = tok->decode(prompt);
       std::fwrite(echo.data(), 1, echo.size(), stdout);
       std::fflush(stdout);
     }
-    GenerateResult r = generate(*m, prompt, g, [&](int32_t id) {
-      if (tok && id != g.stop_token && id < tok->vocab_size()) {
-        const std::string& b = tok->token_bytes(id);
-        std::fwrite(b.data(), 1, b.size(), stdout);
-        std::fflush(stdout);
-      }
-      return true;
-    });
+    GenerateResult r = generate(
+        *m, prompt, g,
+        [&](int32_t id) {
+          if (out && tok && id != g.stop_token && id < tok->vocab_size()) {
+            const std::string& b = tok->token_bytes(id);
+            std::fwrite(b.data(), 1, b.size(), stdout);
+            std::fflush(stdout);
+          }
+          return true;
+        },
+        *par);
+    if (!out) return;
     if (tok) std::fputc('\n', stdout);
     if (o->print_ids || !tok) {
       std::string line;
@@ -97,6 +110,7 @@ void add_eval_command(CLI::App& app) {
     std::string model, tokenizer, text;
     PerplexityOptions ppl;
     bool json = false;
+    LayoutOptions layout;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("eval", "Perplexity of a text file (HF sliding-window method)");
@@ -106,12 +120,15 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--ctx", o->ppl.ctx, "Window length (default: the model's context)");
   cmd->add_option("--stride", o->ppl.stride, "Window step (default: the window length)");
   cmd->add_flag("--json", o->json, "Print one JSON object");
+  o->layout.add_to(cmd, false);
   cmd->callback([o] {
-    auto m = load_hf_model(o->model);
+    auto par = o->layout.start(load_config(o->model + "/config.json"));
+    auto m = load_hf_shard(o->model, *par);
     auto tok = find_tokenizer(o->tokenizer, o->model);
     BpeCache cache;
     std::vector<int32_t> ids = tok->encode(read_file(o->text), false, &cache);
-    PerplexityResult r = perplexity(*m, ids, o->ppl);
+    PerplexityResult r = perplexity(*m, ids, o->ppl, *par);
+    if (!is_rank0()) return;
     if (o->json) {
       nlohmann::ordered_json j = {{"tokens", r.tokens}, {"scored", r.scored}, {"windows", r.windows},
                                   {"mean_nll", r.mean_nll()}, {"perplexity", r.perplexity()}};

@@ -10,6 +10,8 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/json_file.h"
+#include "io/safetensors.h"
+#include "model/sharding.h"
 #include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/recipe.h"
@@ -20,15 +22,22 @@ namespace wafer::cli {
 
 void add_grads_command(CLI::App& app) {
   struct Opts {
-    std::string model, batch, out;
+    std::string model, batch, out, grads_out;
+    int64_t micro_batches = 1;
+    LayoutOptions layout;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("grads", "Loss and the L2 norm of every parameter's gradient for one batch");
   cmd->add_option("--model", o->model, "HF model folder")->required();
   cmd->add_option("--batch", o->batch, "JSON file {\"input_ids\": [[...], ...]}")->required();
   cmd->add_option("--out", o->out, "Output JSON {\"loss\": x, \"grad_norms\": {name: norm}}")->required();
+  cmd->add_option("--grads-out", o->grads_out, "Also write every gradient tensor (HF names, F32) to this .safetensors");
+  cmd->add_option("--micro-batches", o->micro_batches, "Split the batch's rows into this many micro-batches");
+  o->layout.add_to(cmd, true);
   cmd->callback([o] {
-    auto m = load_hf_model(o->model);
+    WAFER_CHECK(o->layout.layout.zero == 0, "[grads] --zero shards the optimizer, and grads takes no optimizer step");
+    auto par = o->layout.start(load_config(o->model + "/config.json"));
+    auto m = load_hf_shard(o->model, *par);
     nlohmann::json j = read_json_file(o->batch, "grads");
     WAFER_CHECK(j.is_object() && j.contains("input_ids") && j["input_ids"].is_array() && !j["input_ids"].empty(),
                 "[grads] ", o->batch, ": expected {\"input_ids\": [[ids...], ...]}");
@@ -46,20 +55,34 @@ void add_grads_command(CLI::App& app) {
                   " tokens exceeds the model's context of ", m->config.n_positions);
       seqs.push_back(std::move(s));
     }
-    TrainStep ts(*m, {});
-    StepResult r = ts.compute_grads({batch_from_sequences(seqs)});
+    const int64_t M = o->micro_batches;
+    WAFER_CHECK(M >= 1 && int64_t(seqs.size()) % M == 0, "[grads] --micro-batches ", M, " must divide the batch's ",
+                seqs.size(), " rows");
+    std::vector<Batch> micro;
+    const size_t rows = seqs.size() / size_t(M);
+    for (int64_t k = 0; k < M; ++k)
+      micro.push_back(batch_from_sequences({seqs.begin() + long(size_t(k) * rows), seqs.begin() + long(size_t(k + 1) * rows)}));
+    TrainStep ts(*m, *par, {});
+    StepResult r = ts.compute_grads(micro);
+    const ModelConfig& c = m->config;
+    std::vector<float> g = gather_to_rank0(c, m->shard, ts.grads().data(), *par);  // whole-model layout
+    if (!is_rank0()) return;
     nlohmann::ordered_json out;
     out["loss"] = r.loss;
     out["grad_norm"] = r.grad_norm;
+    out["layout"] = par->layout.describe();
     nlohmann::ordered_json norms = nlohmann::ordered_json::object();
+    std::vector<TensorToWrite> tensors;
     size_t offset = 0;
-    for (const auto& s : parameter_specs(m->config)) {
+    for (const auto& s : parameter_specs(c)) {
       double sum = 0;
-      for (int64_t i = 0; i < s.numel(); ++i) sum += double(ts.grads()[offset + size_t(i)]) * ts.grads()[offset + size_t(i)];
+      for (int64_t i = 0; i < s.numel(); ++i) sum += double(g[offset + size_t(i)]) * g[offset + size_t(i)];
       norms[s.name] = std::sqrt(sum);
+      tensors.push_back({s.name, DType::F32, s.shape, g.data() + offset});
       offset += size_t(s.numel());
     }
     out["grad_norms"] = norms;
+    if (!o->grads_out.empty()) write_safetensors(o->grads_out, tensors);
     write_file_atomic(o->out, out.dump(2) + "\n");
   });
 }
@@ -95,6 +118,7 @@ void add_train_command(CLI::App& app) {
     uint64_t seed = 1234;
     bool resume = false, mup = false, quiet = false;
     ShapeOverrides shape;
+    LayoutOptions layout;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("train", "Train (or fine-tune with --init) a model on a prepared dataset");
@@ -120,6 +144,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--mup", o->mup, "Use μP (base width 256) for a preset or config");
   cmd->add_flag("--quiet", o->quiet, "No progress line");
   o->shape.add_to(cmd);
+  o->layout.add_to(cmd, true);
   cmd->callback([o] {
     WAFER_CHECK(o->steps >= 1, "[train] expected --steps >= 1, found ", o->steps);
     WAFER_CHECK(o->batch >= 1 && o->seq >= 2 && o->micro_batches >= 1,
@@ -140,11 +165,11 @@ void add_train_command(CLI::App& app) {
                   "[train] --resume must keep the run's --batch ", x.value("batch", 0), " --seq ", x.value("seq", 0),
                   " --micro-batches ", x.value("micro_batches", 0), " --seed ", x.value("seed", 0));
       WAFER_CHECK(start <= o->steps, "[train] the checkpoint is at step ", start, ", past --steps ", o->steps);
-      std::fprintf(stderr, "[train] resuming %s from step %lld\n", o->out.c_str(), (long long)start);
+      if (is_rank0()) std::fprintf(stderr, "[train] resuming %s from step %lld\n", o->out.c_str(), (long long)start);
     } else {
       WAFER_CHECK(!has_checkpoint(o->out), "[train] ", o->out,
                   " already holds a run; pass --resume to continue it or choose another --out");
-      if (o->resume) std::fprintf(stderr, "[train] %s has no checkpoint yet; starting a new run\n", o->out.c_str());
+      if (o->resume && is_rank0()) std::fprintf(stderr, "[train] %s has no checkpoint yet; starting a new run\n", o->out.c_str());
       if (!o->init.empty()) {
         WAFER_CHECK(o->preset.empty() && o->config.empty(), "[train] give one of --preset, --config, --init");
         m = load_hf_model(o->init);
@@ -157,6 +182,13 @@ void add_train_command(CLI::App& app) {
       }
     }
     const ModelConfig& c = m->config;
+    // Every rank built or loaded the whole model the same way; each keeps its shard.
+    auto par = o->layout.start(c);
+    check_sequence(par->layout, o->seq, "--seq");
+    WAFER_CHECK(o->batch % par->layout.dp == 0, "[layout] --dp ", par->layout.dp, " must divide --batch ", o->batch,
+                " (each data-parallel rank takes an equal share of every micro-batch's sequences)");
+    const Shard sh = shard_for(c, *par);
+    if (!(sh == m->shard)) m = extract_shard(*m, sh);
     const Recipe rec = published_recipe(c);
     TrainOptions t;
     t.run_dir = o->out;
@@ -171,7 +203,7 @@ void add_train_command(CLI::App& app) {
     t.stop_at = o->stop_at;
     t.eval_every = o->eval_every;
     t.peak_flops = o->peak_gflops * 1e9;
-    t.progress = !o->quiet;
+    t.progress = !o->quiet && is_rank0();
     t.progress_tty = isatty(fileno(stderr));
     t.tokenizer_dir = !data.tokenizer_dir().empty() && Tokenizer::present(data.tokenizer_dir()) ? data.tokenizer_dir() : "";
     const int64_t tokens_per_step = o->batch * o->micro_batches * o->seq;
@@ -182,6 +214,9 @@ void add_train_command(CLI::App& app) {
     }
     t.schedule = {.peak = o->lr > 0 ? o->lr : rec.peak_lr, .warmup_steps = warmup, .total_steps = o->steps,
                   .decay = o->decay.empty() ? rec.decay : decay_from_name(o->decay), .final_ratio = o->final_ratio};
+    if (t.progress) {
+    if (par->world.size() > 1)
+      std::fprintf(stderr, "[train] %d ranks: %s\n", par->world.size(), par->layout.describe().c_str());
     std::fprintf(stderr, "[train] %lld parameters (L=%lld C=%lld H=%lld)%s, %lld train tokens; %lld tokens/step (%lld x %lld x %lld)\n",
                  (long long)parameter_count(c), (long long)c.n_layer, (long long)c.n_embd, (long long)c.n_head,
                  c.is_mup() ? ", muP" : "", (long long)data.train_tokens(), (long long)tokens_per_step,
@@ -190,8 +225,10 @@ void add_train_command(CLI::App& app) {
     std::fprintf(stderr, "[train] AdamW beta (%.2f, %.2f), eps %.0e, weight decay %.2f, clip %.1f; MFU = 3 x (2N' + 4LCT) "
                  "FLOPs/token x tokens/s / %.0f GFLOP/s\n",
                  t.adamw.beta1, t.adamw.beta2, t.adamw.eps, t.adamw.weight_decay, t.clip_norm, o->peak_gflops);
-    run_training(*m, data, t, start, std::move(restored));
+    }
+    run_training(*m, *par, data, t, start, std::move(restored));
     if (o->stop_at > 0 && o->stop_at < o->steps) return;
+    if (!is_rank0()) return;
     std::printf("trained %s: %lld steps; HF model in %s/final\n", o->out.c_str(), (long long)o->steps, o->out.c_str());
   });
 }

@@ -68,6 +68,25 @@ ModelConfig resolve_config(const std::string& preset_name, const std::string& co
   return load_config(model_dir + "/config.json");
 }
 
+void LayoutOptions::add_to(CLI::App* cmd, bool training) {
+  cmd->add_option("--tp", layout.tp, "Tensor-parallel ranks (split heads, MLP and vocabulary)");
+  cmd->add_option("--pp", layout.pp, "Pipeline stages (split the blocks)");
+  cmd->add_option("--cp", layout.cp, "Context-parallel ranks (split each sequence; ring attention)");
+  cmd->add_option("--dp", layout.dp, "Data-parallel replicas (split each batch's sequences)");
+  cmd->add_option("--comm-timeout", comm_timeout, "Seconds a rank waits for a peer before ending the job (45)");
+  if (!training) return;
+  cmd->add_flag("--sp", layout.sp, "Megatron sequence parallelism inside the tensor-parallel group");
+  cmd->add_option("--zero", layout.zero, "1: shard the AdamW state over the data-parallel ranks (ZeRO-1)");
+  cmd->add_option("--schedule", schedule, "Pipeline schedule: 1f1b (default) or gpipe");
+}
+
+std::unique_ptr<ParallelState> LayoutOptions::start(const ModelConfig& c) {
+  layout.schedule = schedule_from_name(schedule);
+  if (comm_timeout > 0) set_comm_timeout(comm_timeout);
+  check_layout(layout, c.n_head, c.ffn(), c.n_layer, world_size());
+  return std::make_unique<ParallelState>(ParallelState::create(layout));
+}
+
 void ShapeOverrides::add_to(CLI::App* cmd) {
   cmd->add_option("--n-layer", n_layer, "Override the number of blocks");
   cmd->add_option("--n-embd", n_embd, "Override the width C");

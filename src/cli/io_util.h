@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "parallel/layout.h"
 #include "tokenizer/bpe.h"
 
 namespace wafer::cli {
@@ -29,5 +30,20 @@ struct ShapeOverrides {
   // Applies the overrides, then validates the result like a config.json.
   void apply(ModelConfig& c) const;
 };
+
+// --tp --pp --cp --dp and friends: how the ranks of an mpirun job split the model.
+struct LayoutOptions {
+  Layout layout;
+  std::string schedule = "1f1b";
+  double comm_timeout = 0;  // seconds; 0 = the default (WAFER_COMM_TIMEOUT or 45)
+  // training: also --sp, --zero, --schedule (the inference commands take the four sizes only).
+  void add_to(CLI::App* cmd, bool training);
+  // Checks the layout against the model and the world size, then builds this rank's groups
+  // (collective: every rank calls it).
+  std::unique_ptr<ParallelState> start(const ModelConfig& c);
+};
+
+// World rank 0 prints and writes; the others compute alongside it.
+inline bool is_rank0() { return world_rank() == 0; }
 
 }  // namespace wafer::cli

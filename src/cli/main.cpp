@@ -2,21 +2,50 @@
 // 0 success, 1 a wafer error (bad input, with one message line), 2 bad command-line usage.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 
+#include <string>
+#include <thread>
+
 #include "cli/commands.h"
 #include "core/error.h"
+#include "parallel/comm.h"
+
+namespace {
+// Under mpirun, ranks on one machine share its cores: unless told otherwise, each takes its
+// share (at least one thread), so ranks do not oversubscribe the CPUs with spinning threads.
+bool set_rank_threads() {
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (!local || std::getenv("OMP_NUM_THREADS")) return false;
+  const int share = std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, std::atoi(local)));
+  setenv("OMP_NUM_THREADS", std::to_string(share).c_str(), 1);
+  return true;
+}
+
+// One error line and a non-zero exit. Under mpirun the whole job ends with this rank: the
+// others may be waiting for it in a collective.
+int report(const char* what) {
+  std::fflush(stdout);
+  if (wafer::world_size() > 1) wafer::abort_world(what);
+  std::fprintf(stderr, "wafer: error: %s\n", what);
+  return 1;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   // libgomp (shared by OpenBLAS and our kernels) reads OMP_WAIT_POLICY when it loads, before
   // main. Idle workers that spin steal the other core on small machines, so unless the user
   // chose a policy, start again with PASSIVE (sleeping) workers.
-  if (!std::getenv("OMP_WAIT_POLICY")) {
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  // They are read at load time too, hence the same restart.
+  const bool threads_set = set_rank_threads();
+  if (!std::getenv("OMP_WAIT_POLICY") || threads_set) {
+    if (!std::getenv("OMP_WAIT_POLICY")) setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     execv("/proc/self/exe", argv);  // returns only on failure; then carry on as we are
   }
+  wafer::init_world(&argc, &argv);
   CLI::App app{"wafer: train and run Cerebras-GPT (GPT-2 layout) models"};
   app.require_subcommand(1);
   wafer::cli::add_tokenize_command(app);
@@ -32,19 +61,16 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int rc = app.exit(e);
+    wafer::finalize_world();
+    return rc;
   } catch (const wafer::Error& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "wafer: error: %s\n", e.what());
-    return 1;
+    return report(e.what());
   } catch (const std::bad_alloc&) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "wafer: error: out of memory\n");
-    return 1;
+    return report("out of memory");
   } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "wafer: error: %s\n", e.what());
-    return 1;
+    return report(e.what());
   }
+  wafer::finalize_world();
   return 0;
 }

@@ -35,9 +35,11 @@ void for_each_parameter(const ModelConfig& c, const Shard& sh, ModelWeights& w,
   const std::string t = "transformer.";
   auto spec = [](std::string name, std::vector<int64_t> local, std::vector<int64_t> full, ParamKind kind, int layer,
                  SliceMap slice, bool replicated, bool residual_proj = false) {
-    ParamSpec s{std::move(name), std::move(local), kind, layer, residual_proj, std::move(full), slice, replicated};
-    if (s.slice.full_inner == 0) s.slice = {1, 1, s.numel(), s.numel(), 0};  // whole
-    return s;
+    if (slice.full_inner == 0) {  // the whole tensor
+      const int64_t n = shape_numel(local);
+      slice = SliceMap{1, 1, n, n, 0};
+    }
+    return ParamSpec{std::move(name), std::move(local), kind, layer, residual_proj, std::move(full), slice, replicated};
   };
   const SliceMap whole{};
   // Vocabulary rows: [Vp, C] as one run, the rank's Vl·C from tp·Vl·C on (past V·C: padding).

@@ -11,6 +11,8 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "model/sharding.h"
+#include "parallel/pipeline_schedule.h"
 #include "train/checkpoint.h"
 #include "train/loss_plot.h"
 #include "train/train_step.h"
@@ -52,26 +54,40 @@ void copy_tokenizer(const std::string& from, const std::string& to) {
     if (file_exists(from + "/" + f)) write_file_atomic(to + "/" + f, read_file(from + "/" + f));
 }
 
+std::string format_bytes(double b) {
+  char buf[32];
+  if (b >= 1e9)
+    std::snprintf(buf, sizeof buf, "%.2fGB", b / 1e9);
+  else if (b >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.1fMB", b / 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.0fkB", b / 1e3);
+  return buf;
+}
+
 }  // namespace
 
-void run_training(Model& m, const Dataset& data, const TrainOptions& o, int64_t start_step,
+void run_training(Model& m, const ParallelState& par, const Dataset& data, const TrainOptions& o, int64_t start_step,
                   std::unique_ptr<AdamW> restored_opt) {
   const ModelConfig& c = m.config;
   WAFER_CHECK(o.seq >= 1 && o.seq <= c.n_positions, "[train] expected --seq in [1, ", c.n_positions, "], found ", o.seq);
   WAFER_CHECK(o.batch >= 1 && o.micro_batches >= 1, "[train] expected --batch >= 1 and --micro-batches >= 1");
   WAFER_CHECK(data.vocab_size() <= c.vocab_size, "[train] the dataset's vocabulary (", data.vocab_size(),
               ") is larger than the model's (", c.vocab_size, ")");
-  fs::create_directories(o.run_dir);
-  TrainStep ts(m, o.adamw, o.clip_norm);
-  if (restored_opt) {
-    ts.optimizer().m() = restored_opt->m();
-    ts.optimizer().v() = restored_opt->v();
-    ts.optimizer().set_t(restored_opt->t());
+  const bool rank0 = world_rank() == 0;
+  if (rank0) fs::create_directories(o.run_dir);
+  TrainStep ts(m, par, o.adamw, o.clip_norm);
+  if (restored_opt) {  // the whole model's moments -> this shard's
+    std::vector<float> ms(m.params.size()), vs(m.params.size());
+    shard_flat(c, m.shard, restored_opt->m().data(), ms.data());
+    shard_flat(c, m.shard, restored_opt->v().data(), vs.data());
+    ts.set_shard_moments(ms, vs, restored_opt->t());
+    restored_opt.reset();
   }
 
   const std::string metrics_path = o.run_dir + "/metrics.jsonl";
   std::vector<std::pair<double, double>> train_curve, val_curve;
-  {
+  if (rank0) {
     std::string kept;
     for (const auto& j : read_metrics(metrics_path, start_step)) {
       kept += j.dump() + "\n";
@@ -80,22 +96,37 @@ void run_training(Model& m, const Dataset& data, const TrainOptions& o, int64_t 
     }
     write_file_atomic(metrics_path, kept);
   }
-  std::ofstream metrics(metrics_path, std::ios::app);
+  std::ofstream metrics;  // rank 0 only
+  if (rank0) metrics.open(metrics_path, std::ios::app);
   const double flops_per_token = 3.0 * forward_flops_per_token(c, o.seq);
   const std::string title = "wafer: " + std::to_string(parameter_count(c)) + " parameters, batch " +
                             std::to_string(o.batch * o.micro_batches) + " x " + std::to_string(o.seq);
+  // Checkpoints hold whole tensors: the shards (and ZeRO's optimizer pieces) gather on rank 0.
   auto checkpoint = [&](int64_t step) {
     CheckpointState st;
     st.step = step;
     st.extra = {{"seed", o.seed}, {"batch", o.batch}, {"seq", o.seq}, {"micro_batches", o.micro_batches},
-                {"data_cursor", step * o.micro_batches}, {"schedule", o.schedule.describe()}};
-    save_checkpoint(o.run_dir, m, ts.optimizer(), st);
+                {"data_cursor", step * o.micro_batches}, {"schedule", o.schedule.describe()},
+                {"layout", par.layout.describe()}};
+    if (par.world.size() == 1) return save_checkpoint(o.run_dir, m, ts.optimizer(), st);
+    std::vector<float> ms, vs;
+    ts.shard_moments(&ms, &vs);
+    std::vector<float> m_full = gather_to_rank0(c, m.shard, ms.data(), par);
+    std::vector<float> v_full = gather_to_rank0(c, m.shard, vs.data(), par);
+    auto full = gather_model(m, par);
+    if (!rank0) return;
+    AdamW opt(m_full.size(), {}, o.adamw);
+    opt.m() = std::move(m_full);
+    opt.v() = std::move(v_full);
+    opt.set_t(ts.optimizer().t());
+    save_checkpoint(o.run_dir, *full, opt, st);
   };
   auto validate = [&](int64_t step) {
     if (data.val_tokens() < o.seq + 1) return;
     std::vector<Batch> vb;
     for (int64_t k = 0; k < o.eval_batches; ++k) vb.push_back(data.val_batch(k, o.batch, o.seq));
     double vl = ts.eval_loss(vb);
+    if (!rank0) return;
     nlohmann::ordered_json j = {{"step", step}, {"val_loss", vl}};
     metrics << j.dump() << "\n" << std::flush;
     val_curve.emplace_back(double(step), vl);
@@ -109,6 +140,7 @@ void run_training(Model& m, const Dataset& data, const TrainOptions& o, int64_t 
     for (int64_t k = 0; k < o.micro_batches; ++k)
       micro.push_back(data.train_batch(o.seed, step * o.micro_batches + k, o.batch, o.seq));
     const double lr = o.schedule.lr(step);
+    set_comm_step(step + 1);
     const auto t0 = clock::now();
     StepResult r;
     try {
@@ -121,19 +153,35 @@ void run_training(Model& m, const Dataset& data, const TrainOptions& o, int64_t 
     const double tps = double(r.tokens) / dt;
     const double mfu = flops_per_token * tps / o.peak_flops;
     const double elapsed = std::chrono::duration<double>(clock::now() - run_start).count();
+    // Pipeline bubble and traffic, summed over the job's ranks (bytes) or as seen on this one.
+    double traffic[4] = {double(r.bytes.tp), double(r.bytes.cp), double(r.bytes.pp), double(r.bytes.dp)};
+    Group world = par.world;
+    world.all_reduce_sum(traffic, 4);
     nlohmann::ordered_json j = {{"step", step + 1},     {"loss", r.loss},       {"lr", lr},
                                 {"grad_norm", r.grad_norm}, {"tokens_per_s", tps}, {"mfu", mfu},
                                 {"tokens", (step + 1) * o.batch * o.micro_batches * o.seq}, {"elapsed_s", elapsed}};
-    metrics << j.dump() << "\n" << std::flush;
+    if (par.world.size() > 1) {
+      j["layout"] = par.layout.describe();
+      j["bubble"] = r.bubble;
+      j["bubble_ideal"] = par.layout.pp > 1 ? pipeline_bubble_formula(par.layout.pp, int(o.micro_batches)) : 0.0;
+      j["comm_share"] = r.comm_s / dt;
+      j["bytes"] = {{"tp", traffic[0]}, {"cp", traffic[1]}, {"pp", traffic[2]}, {"dp", traffic[3]}};
+    }
     train_curve.emplace_back(double(step + 1), r.loss);
+    if (rank0) metrics << j.dump() << "\n" << std::flush;
     const int64_t every = std::max<int64_t>(1, o.steps / 20);
-    if (o.progress && (o.progress_tty || (step + 1) % every == 0 || step + 1 == o.steps)) {
+    if (rank0 && o.progress && (o.progress_tty || (step + 1) % every == 0 || step + 1 == o.steps)) {
       const double eta = elapsed / double(step + 1 - start_step) * double(o.steps - step - 1);
       std::fprintf(stderr, o.progress_tty ? "\r" : "");
       std::fprintf(stderr,
                    "step %lld/%lld | loss %.4f | lr %.2e | grad norm %.3f | %.0f tok/s | MFU %.1f%% | ETA %s   ",
                    (long long)(step + 1), (long long)o.steps, r.loss, lr, r.grad_norm, tps, 100.0 * mfu,
                    format_duration(eta).c_str());
+      if (par.world.size() > 1)
+        std::fprintf(stderr, "| bubble %.0f%% (ideal %.0f%%) | comm %.0f%% | tp %s cp %s pp %s dp %s   ",
+                     100.0 * r.bubble, 100.0 * j["bubble_ideal"].get<double>(), 100.0 * r.comm_s / dt,
+                     format_bytes(traffic[0]).c_str(), format_bytes(traffic[1]).c_str(),
+                     format_bytes(traffic[2]).c_str(), format_bytes(traffic[3]).c_str());
       if (!o.progress_tty) std::fprintf(stderr, "\n");
       std::fflush(stderr);
     }
@@ -141,17 +189,19 @@ void run_training(Model& m, const Dataset& data, const TrainOptions& o, int64_t 
     if ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || last) validate(step + 1);
     if ((o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) || last || stop) {
       checkpoint(step + 1);
-      write_loss_plot(o.run_dir + "/loss.svg", train_curve, val_curve, title);
+      if (rank0) write_loss_plot(o.run_dir + "/loss.svg", train_curve, val_curve, title);
     }
     if (stop && !last) {
-      if (o.progress) std::fprintf(stderr, "[train] stopped at step %lld as asked; continue with --resume\n", (long long)(step + 1));
+      if (o.progress && rank0) std::fprintf(stderr, "[train] stopped at step %lld as asked; continue with --resume\n", (long long)(step + 1));
       return;
     }
   }
+  std::unique_ptr<Model> full = par.world.size() > 1 ? gather_model(m, par) : nullptr;
+  if (!rank0) return;
   if (o.progress && o.progress_tty) std::fprintf(stderr, "\n");
   write_loss_plot(o.run_dir + "/loss.svg", train_curve, val_curve, title);
   const std::string final_dir = o.run_dir + "/final";
-  save_hf_model(*export_for_hf(m), final_dir);
+  save_hf_model(*export_for_hf(full ? *full : m), final_dir);
   if (!o.tokenizer_dir.empty()) copy_tokenizer(o.tokenizer_dir, final_dir);
 }
 

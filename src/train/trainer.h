@@ -7,6 +7,7 @@
 #include <string>
 
 #include "model/model.h"
+#include "parallel/layout.h"
 #include "train/adamw.h"
 #include "train/data.h"
 #include "train/schedule.h"
@@ -33,10 +34,12 @@ struct TrainOptions {
   std::string tokenizer_dir;     // copied into final/ when set
 };
 
-// Runs from step `start_step` (0, or the checkpoint's step when resuming; `opt` then holds the
-// restored AdamW state) to o.steps. Throws on a non-finite loss naming the step; checkpoints
-// already written stay intact.
-void run_training(Model& m, const Dataset& data, const TrainOptions& o, int64_t start_step,
+// Runs from step `start_step` (0, or the checkpoint's step when resuming; `restored_opt` then
+// holds the whole model's AdamW state) to o.steps. Collective: every rank of the layout calls it
+// with its shard `m`; world rank 0 writes metrics, plots, checkpoints (whole tensors, so any
+// layout can resume them) and the final export. Throws on a non-finite loss naming the step;
+// checkpoints already written stay intact.
+void run_training(Model& m, const ParallelState& par, const Dataset& data, const TrainOptions& o, int64_t start_step,
                   std::unique_ptr<AdamW> restored_opt);
 
 }  // namespace wafer
