@@ -68,7 +68,7 @@ void on_sigterm(int) {
     append(msg, sizeof msg, " at step ");
     append_int(msg, sizeof msg, g_step.load());
   }
-  append(msg, sizeof msg, ": the launcher ended the job because another rank died (mpirun names it)\n");
+  append(msg, sizeof msg, ": the launcher ended the job because another rank died or gave up (see its message)\n");
   ssize_t ignored = write(2, msg, std::strlen(msg));
   (void)ignored;
   _exit(1);
@@ -131,6 +131,18 @@ bool mpi_active() { return g_mpi; }
 void set_comm_timeout(double seconds) { g_timeout = seconds; }
 double comm_timeout() { return g_timeout; }
 void set_comm_step(int64_t step) { g_step = step; }
+
+void fault_point() {
+  static const char* spec = std::getenv("WAFER_FAULT");
+  if (!spec) return;
+  char kind[8] = {0};
+  int rank = -1;
+  long long step = -1;
+  if (std::sscanf(spec, "%7[a-z]:%d:%lld", kind, &rank, &step) != 3 || rank != g_world_rank || step != g_step) return;
+  if (std::strcmp(kind, "kill") == 0) std::raise(SIGKILL);
+  if (std::strcmp(kind, "stall") == 0)
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+}
 
 Group::Group() : world_ranks_{g_world_rank}, bytes_(std::make_shared<uint64_t>(0)), seconds_(std::make_shared<double>(0)) {}
 
@@ -212,8 +224,10 @@ Group Group::split_world(const std::string& name, int color, int key) {
   return g;
 }
 
-#define WAFER_MPI_WAIT(req, op, peer) \
-  wait_request(&req, op, name_, world_ranks_, (peer) >= 0 ? world_ranks_[size_t(peer)] : -1)
+// A collective of two ranks (peer -1) waits on the other one; of more, on any of them.
+#define WAFER_MPI_WAIT(req, op, peer)                                                              \
+  wait_request(&req, op, name_, world_ranks_,                                                     \
+               (peer) >= 0 ? world_ranks_[size_t(peer)] : size_ == 2 ? world_ranks_[size_t(1 - rank_)] : -1)
 
 void Group::all_reduce_sum(float* x, int64_t n) {
   if (size_ == 1 || n == 0) return;

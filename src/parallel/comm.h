@@ -29,6 +29,10 @@ double comm_timeout();
 // The training step named in timeout and termination messages (-1: not training).
 void set_comm_step(int64_t step);
 
+// Fault injection for the tests: WAFER_FAULT="kill:R:S" makes world rank R die by SIGKILL, and
+// "stall:R:S" makes it hang, when it reaches a fault point during training step S.
+void fault_point();
+
 // One in-flight point-to-point transfer (isend / irecv); wait() before touching its buffer.
 struct CommRequest {
   std::shared_ptr<void> handle;  // MPI_Request, held opaquely so the header needs no mpi.h

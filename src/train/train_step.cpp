@@ -85,6 +85,7 @@ StepResult TrainStep::compute_grads(const std::vector<Batch>& micro_batches) {
   std::fill(grads_.begin(), grads_.end(), 0.0f);
 
   PipelineStats ps = run_pipeline(pass_, pp_, lay.schedule, local, float(1.0 / double(counted)), gw_);
+  fault_point();  // (tests: a rank dies or hangs here, between the backward and the reductions)
 
   // Sum each gradient over the ranks that share it.
   if (pass_.model().shard.tp_size > 1 && lay.sp)
