@@ -8,18 +8,8 @@ cd "$(dirname "$0")/.."
 export OMP_WAIT_POLICY=PASSIVE
 [ -x build/wafer ] || bash scripts/build.sh build
 
-# Timings on 2 cores are spoiled by any other load: wait up to a minute for an idle machine.
-busy() {  # percent of CPU time not idle over one second
-  read -r _ u1 n1 s1 i1 w1 q1 sq1 _ < /proc/stat; sleep 1; read -r _ u2 n2 s2 i2 w2 q2 sq2 _ < /proc/stat
-  local tot=$(( (u2+n2+s2+i2+w2+q2+sq2) - (u1+n1+s1+i1+w1+q1+sq1) )) idle=$(( i2 - i1 ))
-  echo $(( 100 * (tot - idle) / (tot > 0 ? tot : 1) ))
-}
-quiet=no
-for _ in $(seq 1 60); do
-  b=$(busy)
-  if [ "$b" -lt 10 ]; then quiet=yes; break; fi
-done
-[ "$quiet" = yes ] || echo "warning: the machine was not quiet (CPU ${b}% busy before the run); timings are suspect"
+source bench/quiet.sh
+wait_for_quiet
 
 corpus=$(mktemp /tmp/wafer-bench-XXXX.txt)
 find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort | xargs cat > "$corpus"

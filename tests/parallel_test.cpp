@@ -144,6 +144,7 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Values(GradCase{"tp2", "a", 2, "--tp 2"}, GradCase{"tp2_sp", "a", 2, "--tp 2 --sp"},
                     GradCase{"pp2_1f1b", "a", 2, "--pp 2 --micro-batches 4"},
                     GradCase{"pp2_gpipe", "a", 2, "--pp 2 --micro-batches 4 --schedule gpipe"},
+                    GradCase{"pp2_uneven", "a", 2, "--pp 2 --stage-layers 3,1 --micro-batches 4"},
                     GradCase{"cp2", "a", 2, "--cp 2"}, GradCase{"dp2", "a", 2, "--dp 2 --micro-batches 2"},
                     GradCase{"tp2_pp2", "a", 4, "--tp 2 --pp 2 --micro-batches 2"},
                     GradCase{"tp2_pp2_sp_gpipe", "a", 4, "--tp 2 --pp 2 --sp --micro-batches 2 --schedule gpipe"},

@@ -78,6 +78,8 @@ void LayoutOptions::add_to(CLI::App* cmd, bool training) {
   cmd->add_flag("--sp", layout.sp, "Megatron sequence parallelism inside the tensor-parallel group");
   cmd->add_option("--zero", layout.zero, "1: shard the AdamW state over the data-parallel ranks (ZeRO-1)");
   cmd->add_option("--schedule", schedule, "Pipeline schedule: 1f1b (default) or gpipe");
+  cmd->add_option("--stage-layers", layout.stage_layers, "Blocks per pipeline stage, e.g. 6,2 (default: even)")
+      ->delimiter(',');
 }
 
 std::unique_ptr<ParallelState> LayoutOptions::start(const ModelConfig& c) {

@@ -11,17 +11,17 @@ namespace wafer {
 
 int64_t ParamSpec::numel() const { return shape_numel(shape); }
 
-Shard Shard::full(const ModelConfig& c) { return of(c, 0, 1, 0, 1); }
+Shard Shard::full(const ModelConfig& c) { return of(c, 0, 1, 0, c.n_layer, true, true); }
 
-Shard Shard::of(const ModelConfig& c, int tp_rank, int tp_size, int pp_rank, int pp_size) {
+Shard Shard::of(const ModelConfig& c, int tp_rank, int tp_size, int64_t layer_begin, int64_t layer_end, bool first,
+                bool last) {
   Shard s;
   s.tp_rank = tp_rank;
   s.tp_size = tp_size;
-  const int64_t base = c.n_layer / pp_size, extra = c.n_layer % pp_size;
-  s.layer_begin = pp_rank * base + std::min<int64_t>(pp_rank, extra);
-  s.layer_end = s.layer_begin + base + (pp_rank < extra ? 1 : 0);
-  s.first_stage = pp_rank == 0;
-  s.last_stage = pp_rank == pp_size - 1;
+  s.layer_begin = layer_begin;
+  s.layer_end = layer_end;
+  s.first_stage = first;
+  s.last_stage = last;
   // One rank keeps V exact; tp ranks pad so every rank holds the same number of rows.
   const int64_t align = 128 * tp_size;
   s.vocab_padded = tp_size == 1 ? c.vocab_size : (c.vocab_size + align - 1) / align * align;

@@ -50,7 +50,10 @@ struct Shard {
   int64_t vocab_padded = 0;                // Vp
 
   static Shard full(const ModelConfig& c);  // the whole model on one rank
-  static Shard of(const ModelConfig& c, int tp_rank, int tp_size, int pp_rank, int pp_size);
+  // Tensor-parallel rank tp_rank of tp_size, holding blocks [layer_begin, layer_end) of a
+  // pipeline stage (first/last: the embedding / the head live here).
+  static Shard of(const ModelConfig& c, int tp_rank, int tp_size, int64_t layer_begin, int64_t layer_end, bool first,
+                  bool last);
   int64_t n_layers() const { return layer_end - layer_begin; }
   int64_t heads(const ModelConfig& c) const { return c.n_head / tp_size; }
   int64_t attn_width(const ModelConfig& c) const { return c.n_embd / tp_size; }  // Ca

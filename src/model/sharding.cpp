@@ -6,7 +6,8 @@
 namespace wafer {
 
 Shard shard_for(const ModelConfig& c, const ParallelState& par) {
-  return Shard::of(c, par.at.tp, par.layout.tp, par.at.pp, par.layout.pp);
+  const auto [begin, end] = stage_blocks(par.layout, c.n_layer, par.at.pp);
+  return Shard::of(c, par.at.tp, par.layout.tp, begin, end, par.first_stage(), par.last_stage());
 }
 
 std::unique_ptr<Model> extract_shard(const Model& full, const Shard& sh) {

@@ -42,6 +42,14 @@ void check_layout(const Layout& l, int64_t n_head, int64_t ffn, int64_t n_layer,
   WAFER_CHECK(ffn % l.tp == 0, "[layout] --tp ", l.tp, " must divide the MLP width ", ffn);
   WAFER_CHECK(l.pp <= n_layer, "[layout] --pp ", l.pp, " is more pipeline stages than the model's ", n_layer,
               " layers");
+  if (!l.stage_layers.empty()) {
+    int64_t sum = 0;
+    bool positive = true;
+    for (int64_t n : l.stage_layers) sum += n, positive = positive && n >= 1;
+    WAFER_CHECK(int(l.stage_layers.size()) == l.pp && positive && sum == n_layer, "[layout] --stage-layers must give ",
+                l.pp, " counts (one per stage, each >= 1) adding up to the model's ", n_layer, " layers; found ",
+                l.stage_layers.size(), " counts adding up to ", sum);
+  }
   WAFER_CHECK(l.zero == 0 || l.zero == 1, "[layout] expected --zero 0 or 1, found ", l.zero);
 }
 
@@ -49,6 +57,17 @@ void check_sequence(const Layout& l, int64_t T, const std::string& what) {
   if (l.cp == 1) return;
   WAFER_CHECK(T % (2 * l.cp) == 0, "[layout] --cp ", l.cp, " splits each sequence into 2 x ", l.cp, " = ", 2 * l.cp,
               " equal chunks (zigzag), so ", what, " must be a multiple of ", 2 * l.cp, "; found ", T);
+}
+
+std::pair<int64_t, int64_t> stage_blocks(const Layout& l, int64_t n_layer, int stage) {
+  if (!l.stage_layers.empty()) {
+    int64_t begin = 0;
+    for (int s = 0; s < stage; ++s) begin += l.stage_layers[size_t(s)];
+    return {begin, begin + l.stage_layers[size_t(stage)]};
+  }
+  const int64_t base = n_layer / l.pp, extra = n_layer % l.pp;
+  const int64_t begin = stage * base + std::min<int64_t>(stage, extra);
+  return {begin, begin + base + (stage < extra ? 1 : 0)};
 }
 
 ParallelState ParallelState::create(const Layout& l) {

@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "parallel/comm.h"
 
@@ -21,6 +22,9 @@ struct Layout {
   bool sp = false;      // Megatron sequence parallelism inside the tp group
   int zero = 0;         // 1: AdamW state sharded over the data-parallel ranks (ZeRO-1)
   PipeSchedule schedule = PipeSchedule::OneFOneB;
+  // Blocks per pipeline stage (empty: as even as possible, earlier stages taking the remainder).
+  // Uneven splits balance the last stage's LM head and loss against the others' blocks.
+  std::vector<int64_t> stage_layers;
   int ranks() const { return tp * pp * cp * dp; }
   std::string describe() const;  // "tp2 pp1 cp1 dp2 (sp, zero1, 1f1b)"
 };
@@ -36,6 +40,8 @@ Coords coords_of(const Layout& l, int world_rank);
 // fit: product != world size, tp not dividing the heads or the MLP width, pp > layers.
 // (The model's numbers come as plain integers: parallel/ sits below model/.)
 void check_layout(const Layout& l, int64_t n_head, int64_t ffn, int64_t n_layer, int world);
+// First and one-past-last block of pipeline stage `stage` of `l` for a model of n_layer blocks.
+std::pair<int64_t, int64_t> stage_blocks(const Layout& l, int64_t n_layer, int stage);
 // Throws unless T tokens split into the 2·cp equal zigzag chunks (cp > 1).
 void check_sequence(const Layout& l, int64_t T, const std::string& what);
 

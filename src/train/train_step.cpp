@@ -151,8 +151,12 @@ StepResult TrainStep::step(const std::vector<Batch>& micro_batches, double lr) {
   std::vector<float> mine(part_, 0.0f), all(part_ * size_t(dpcp_.size()));
   std::copy(m_.params.begin() + long(std::min(n_, lo)), m_.params.begin() + long(std::min(n_, lo + part_)),
             mine.begin());
+  const uint64_t sent = dpcp_.bytes_sent();
+  const double waited = dpcp_.seconds();
   dpcp_.all_gather(all.data(), mine.data(), int64_t(part_));
   std::copy(all.begin(), all.begin() + long(n_), m_.params.begin());
+  r.bytes.dp += dpcp_.bytes_sent() - sent;  // the step's traffic includes the parameter all-gather
+  r.comm_s += dpcp_.seconds() - waited;
   return r;
 }
 

@@ -1,6 +1,8 @@
 // train/trainer.cpp
 #include "train/trainer.h"
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -160,6 +162,15 @@ void run_training(Model& m, const ParallelState& par, const Dataset& data, const
     nlohmann::ordered_json j = {{"step", step + 1},     {"loss", r.loss},       {"lr", lr},
                                 {"grad_norm", r.grad_norm}, {"tokens_per_s", tps}, {"mfu", mfu},
                                 {"tokens", (step + 1) * o.batch * o.micro_batches * o.seq}, {"elapsed_s", elapsed}};
+    // Peak resident memory of every rank (MB), for the memory-per-rank comparisons.
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    std::vector<float> rss(size_t(par.world.size()), 0.0f);
+    {
+      const float mine = float(double(ru.ru_maxrss) / 1024.0);
+      world.all_gather(rss.data(), &mine, 1);
+    }
+    j["peak_rss_mb"] = par.world.size() == 1 ? nlohmann::json(rss[0]) : nlohmann::json(rss);
     if (par.world.size() > 1) {
       j["layout"] = par.layout.describe();
       j["bubble"] = r.bubble;

@@ -125,45 +125,95 @@ void attention_forward_naive(float* out, float* lse, const float* q, const float
       }
 }
 
+// Backward by key blocks: each (batch, head) pair walks its keys in blocks of kKeyBlock, keeps
+// the block's K and V transposed ([D, kKeyBlock]) and its dK, dV accumulators likewise, and
+// passes every query row that sees the block over it. Every per-row step is a loop across the
+// block's keys, so it vectorises whatever D is; dK and dV are written back once per block.
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
                         const float* q, const float* k, const float* v, const AttentionShape& s) {
-  const int64_t D = s.D;
-#pragma omp parallel for collapse(2) schedule(dynamic)
-  for (int64_t b = 0; b < s.B; ++b)
-    for (int64_t h = 0; h < s.H; ++h) {
-      for (int64_t i = 0; i < s.Tq; ++i) {
-        const float l = lse[(b * s.H + h) * s.Tq + i];
-        if (l == kNegInf) continue;
-        const float* qi = q + b * s.q_batch + i * s.q_row + h * D;
-        const float* doi = dout + b * s.out_batch + i * s.out_row + h * D;
-        const float* oi = out + b * s.out_batch + i * s.out_row + h * D;
-        float* dqi = dq + b * s.q_batch + i * s.q_row + h * D;
-        float di = 0.0f;
-#pragma omp simd reduction(+ : di)
-        for (int64_t d = 0; d < D; ++d) di += doi[d] * oi[d];
-        const int64_t n = visible_end(s, i);
-        for (int64_t j = 0; j < n; ++j) {
-          const int64_t kv_off = b * s.kv_batch + j * s.kv_row + h * D;
-          const float* kj = k + kv_off;
-          const float* vj = v + kv_off;
-          float sc = 0.0f, dp = 0.0f;
-#pragma omp simd reduction(+ : sc, dp)
-          for (int64_t d = 0; d < D; ++d) {
-            sc += qi[d] * kj[d];
-            dp += doi[d] * vj[d];
+  const int64_t D = s.D, Tq = s.Tq;
+#pragma omp parallel
+  {
+    const size_t tile = static_cast<size_t>(D * kKeyBlock);
+    std::vector<float> kt(tile), vt(tile), dkt(tile), dvt(tile), di(static_cast<size_t>(Tq));
+    float sc[kKeyBlock], dp[kKeyBlock];
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int64_t b = 0; b < s.B; ++b)
+      for (int64_t h = 0; h < s.H; ++h) {
+        const float* lse_bh = lse + (b * s.H + h) * Tq;
+        for (int64_t i = 0; i < Tq; ++i) {  // D_i = dout_i · out_i
+          const float* doi = dout + b * s.out_batch + i * s.out_row + h * D;
+          const float* oi = out + b * s.out_batch + i * s.out_row + h * D;
+          float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+          for (int64_t d = 0; d < D; ++d) acc += doi[d] * oi[d];
+          di[size_t(i)] = acc;
+        }
+        for (int64_t j0 = 0; j0 < s.Tk; j0 += kKeyBlock) {
+          const int64_t nj = std::min(kKeyBlock, s.Tk - j0);
+          for (int64_t j = 0; j < nj; ++j) {
+            const int64_t off = b * s.kv_batch + (j0 + j) * s.kv_row + h * D;
+            for (int64_t d = 0; d < D; ++d) {
+              kt[size_t(d * kKeyBlock + j)] = k[off + d];
+              vt[size_t(d * kKeyBlock + j)] = v[off + d];
+            }
           }
-          const float p = fast_exp(sc * s.scale - l);
-          const float ds = p * (dp - di) * s.scale;
-          float* dkj = dk + kv_off;
-          float* dvj = dv + kv_off;
-          for (int64_t d = 0; d < D; ++d) {
-            dvj[d] += p * doi[d];
-            dqi[d] += ds * kj[d];
-            dkj[d] += ds * qi[d];
+          std::fill(dkt.begin(), dkt.end(), 0.0f);
+          std::fill(dvt.begin(), dvt.end(), 0.0f);
+          // Causal: rows before j0 - q_pos0 see none of this block.
+          const int64_t i0 = s.causal ? std::max<int64_t>(0, j0 - s.q_pos0) : 0;
+          for (int64_t i = i0; i < Tq; ++i) {
+            const float l = lse_bh[i];
+            if (l == kNegInf) continue;
+            const int64_t seen = std::min(nj, visible_end(s, i) - j0);  // keys of the block row i sees
+            if (seen <= 0) continue;
+            const float* qi = q + b * s.q_batch + i * s.q_row + h * D;
+            const float* doi = dout + b * s.out_batch + i * s.out_row + h * D;
+            float* dqi = dq + b * s.q_batch + i * s.q_row + h * D;
+            for (int64_t j = 0; j < kKeyBlock; ++j) sc[j] = 0.0f, dp[j] = 0.0f;
+            for (int64_t d = 0; d < D; ++d) {
+              const float qd = qi[d], dod = doi[d];
+              const float* ktd = kt.data() + d * kKeyBlock;
+              const float* vtd = vt.data() + d * kKeyBlock;
+#pragma omp simd
+              for (int64_t j = 0; j < kKeyBlock; ++j) {
+                sc[j] += qd * ktd[j];
+                dp[j] += dod * vtd[j];
+              }
+            }
+            // p_j = exp(s_j - lse_i); ds_j = p_j (dp_j - D_i) · scale; masked keys get 0.
+            const float dii = di[size_t(i)], scale = s.scale;
+#pragma omp simd
+            for (int64_t j = 0; j < kKeyBlock; ++j) {
+              const float p = j < seen ? fast_exp(sc[j] * scale - l) : 0.0f;
+              sc[j] = p;
+              dp[j] = p * (dp[j] - dii) * scale;
+            }
+            for (int64_t d = 0; d < D; ++d) {
+              const float qd = qi[d], dod = doi[d];
+              const float* ktd = kt.data() + d * kKeyBlock;
+              float* dktd = dkt.data() + d * kKeyBlock;
+              float* dvtd = dvt.data() + d * kKeyBlock;
+              float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+              for (int64_t j = 0; j < kKeyBlock; ++j) {
+                dvtd[j] += sc[j] * dod;
+                dktd[j] += dp[j] * qd;
+                acc += dp[j] * ktd[j];
+              }
+              dqi[d] += acc;
+            }
+          }
+          for (int64_t j = 0; j < nj; ++j) {
+            const int64_t off = b * s.kv_batch + (j0 + j) * s.kv_row + h * D;
+            for (int64_t d = 0; d < D; ++d) {
+              dk[off + d] += dkt[size_t(d * kKeyBlock + j)];
+              dv[off + d] += dvt[size_t(d * kKeyBlock + j)];
+            }
           }
         }
       }
-    }
+  }
 }
 
 void attention_merge(float* out1, float* lse1, const float* out2, const float* lse2, int64_t B, int64_t T, int64_t H,
