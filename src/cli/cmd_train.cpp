@@ -181,7 +181,7 @@ void add_train_command(CLI::App& app) {
         init_weights(*m, {.seed = o->seed});
       }
     }
-    const ModelConfig& c = m->config;
+    const ModelConfig c = m->config;  // a copy: m is replaced by its shard below
     // Every rank built or loaded the whole model the same way; each keeps its shard.
     auto par = o->layout.start(c);
     check_sequence(par->layout, o->seq, "--seq");
