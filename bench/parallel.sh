@@ -62,5 +62,5 @@ PY
   echo "${line%|*}"
   [ -n "$base" ] || base="${line##*|}"
 done
-echo "comm: share of each rank's step time inside communication calls (waiting for peers included);"
+echo "comm: share of rank 0's step time inside communication calls (waiting for peers included);"
 echo "bubble: pipeline idle over busy time, mean over stages; MB: bytes sent per step, all ranks together."

@@ -29,7 +29,7 @@ void add_logits_command(CLI::App& app) {
   cmd->callback([o] {
     std::vector<int32_t> ids = parse_ids(o->ids, "logits --ids");
     WAFER_CHECK(!ids.empty(), "[logits] expected at least one id in --ids");
-    auto par = o->layout.start(load_config(o->model + "/config.json"));
+    auto par = o->layout.start(load_hf_config(o->model));
     check_sequence(par->layout, int64_t(ids.size()), "the number of --ids");
     auto m = load_hf_shard(o->model, *par);
     ForwardPass fp(*m, *par, PassMode::Inference);
@@ -63,7 +63,7 @@ void add_generate_command(CLI::App& app) {
   o->layout.add_to(cmd, false);
   cmd->callback([o] {
     WAFER_CHECK(!o->prompt.empty() || !o->ids.empty(), "[generate] expected --prompt TEXT or --ids 1,2,3");
-    auto par = o->layout.start(load_config(o->model + "/config.json"));
+    auto par = o->layout.start(load_hf_config(o->model));
     auto m = load_hf_shard(o->model, *par);
     const bool out = is_rank0();
     std::unique_ptr<Tokenizer> tok;
@@ -122,7 +122,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_flag("--json", o->json, "Print one JSON object");
   o->layout.add_to(cmd, false);
   cmd->callback([o] {
-    auto par = o->layout.start(load_config(o->model + "/config.json"));
+    auto par = o->layout.start(load_hf_config(o->model));
     auto m = load_hf_shard(o->model, *par);
     auto tok = find_tokenizer(o->tokenizer, o->model);
     BpeCache cache;

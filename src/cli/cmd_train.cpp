@@ -36,7 +36,7 @@ void add_grads_command(CLI::App& app) {
   o->layout.add_to(cmd, true);
   cmd->callback([o] {
     WAFER_CHECK(o->layout.layout.zero == 0, "[grads] --zero shards the optimizer, and grads takes no optimizer step");
-    auto par = o->layout.start(load_config(o->model + "/config.json"));
+    auto par = o->layout.start(load_hf_config(o->model));
     auto m = load_hf_shard(o->model, *par);
     nlohmann::json j = read_json_file(o->batch, "grads");
     WAFER_CHECK(j.is_object() && j.contains("input_ids") && j["input_ids"].is_array() && !j["input_ids"].empty(),

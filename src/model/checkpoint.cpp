@@ -89,10 +89,14 @@ void open_weight_files(const std::string& dir, WeightFiles& wf) {
 
 }  // namespace
 
-std::unique_ptr<Model> load_hf_model(const std::string& dir) {
+ModelConfig load_hf_config(const std::string& dir) {
   WAFER_CHECK(fs::is_directory(dir), "[load] expected a model folder (config.json + weights), found no folder ", dir);
   WAFER_CHECK(file_exists(dir + "/config.json"), "[load] ", dir, ": missing config.json");
-  ModelConfig config = load_config(dir + "/config.json");
+  return load_config(dir + "/config.json");
+}
+
+std::unique_ptr<Model> load_hf_model(const std::string& dir) {
+  ModelConfig config = load_hf_config(dir);
   WeightFiles wf;
   open_weight_files(dir, wf);
   auto model = std::make_unique<Model>(config);

@@ -27,6 +27,8 @@ struct Model {
 // or pytorch_model.bin (also sharded). 16-bit weights are upcast to fp32. Throws on a missing,
 // unexpected, mis-shaped or non-float tensor, naming the file and tensor.
 std::unique_ptr<Model> load_hf_model(const std::string& dir);
+// The config.json of an HF folder, with the same checks (the folder exists, has a config).
+ModelConfig load_hf_config(const std::string& dir);
 
 struct SaveOptions {
   DType dtype = DType::F32;  // F32, BF16 or F16 on disk
