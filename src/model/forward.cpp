@@ -307,11 +307,25 @@ const float* ForwardPass::stage_backward(int slot, const LocalBatch& b, const fl
 
 // --- Whole-model calls -------------------------------------------------------------------------
 
+const float* ForwardPass::whole_model_stage(StageActivations& s, const LocalBatch& b, const std::vector<LayerKV>& kv,
+                                            int64_t pos0, int tag) {
+  const int64_t n = b.rows() * m_.config.n_embd;
+  resize_slot(s, b);
+  // Pipeline: stage p receives from p-1 and sends to p+1.
+  if (m_.shard.first_stage)
+    embed(s.resid[0].data(), b);
+  else
+    pp_.recv(s.resid[0].data(), n, pp_.rank() - 1, tag);
+  const float* out = run_blocks(s, b, kv, pos0);
+  if (!m_.shard.last_stage) pp_.send(out, n, pp_.rank() + 1, tag);
+  return out;
+}
+
 const float* ForwardPass::forward(const int32_t* tokens, int64_t B, int64_t T, int64_t pos0,
                                   const std::vector<LayerKV>& kv, LogitsRows rows) {
   const ModelConfig& c = m_.config;
   const Shard& sh = m_.shard;
-  const int64_t C = c.n_embd, V = c.vocab_size, Vl = sh.vocab_rows();
+  const int64_t V = c.vocab_size, Vl = sh.vocab_rows();
   WAFER_CHECK(B > 0 && T > 0, "[forward] expected a non-empty batch, found B=", B, " T=", T);
   WAFER_CHECK(pos0 >= 0 && pos0 + T <= c.n_positions, "[forward] positions ", pos0, "..", pos0 + T - 1,
               " exceed the model's context of ", c.n_positions, " tokens");
@@ -327,14 +341,7 @@ const float* ForwardPass::forward(const int32_t* tokens, int64_t B, int64_t T, i
   const LocalBatch b = local_batch(tokens, nullptr, B, T, cp_.rank(), cp_.size(), pos0);
   const int64_t N = b.rows();
   StageActivations& s = slots_[0];
-  resize_slot(s, b);
-  // Pipeline: stage p receives from p-1 and sends to p+1.
-  if (sh.first_stage)
-    embed(s.resid[0].data(), b);
-  else
-    pp_.recv(s.resid[0].data(), N * C, pp_.rank() - 1, 1);
-  const float* out = run_blocks(s, b, kv, pos0);
-  if (!sh.last_stage) pp_.send(out, N * C, pp_.rank() + 1, 1);
+  const float* out = whole_model_stage(s, b, kv, pos0, 1);
 
   // Last stage: logits of this rank's vocabulary shard and rows, then the whole [n, V] on every rank.
   const bool last_only = rows == LogitsRows::Last && cp_.size() == 1;
@@ -379,7 +386,7 @@ std::pair<double, int64_t> ForwardPass::forward_loss(const int32_t* tokens, cons
                                                      int64_t T) {
   const ModelConfig& c = m_.config;
   const Shard& sh = m_.shard;
-  const int64_t C = c.n_embd, V = c.vocab_size;
+  const int64_t V = c.vocab_size;
   WAFER_CHECK(B > 0 && T > 0 && T <= c.n_positions, "[loss] expected 1..", c.n_positions, " tokens per row, found ", T);
   check_sequence(par_.layout, T, "the number of tokens");
   for (int64_t i = 0; i < B * T; ++i) {
@@ -391,13 +398,7 @@ std::pair<double, int64_t> ForwardPass::forward_loss(const int32_t* tokens, cons
   const LocalBatch b = local_batch(tokens, targets, B, T, cp_.rank(), cp_.size());
   const int64_t N = b.rows();
   StageActivations& s = slots_[0];
-  resize_slot(s, b);
-  if (sh.first_stage)
-    embed(s.resid[0].data(), b);
-  else
-    pp_.recv(s.resid[0].data(), N * C, pp_.rank() - 1, 2);
-  const float* out = run_blocks(s, b, {}, 0);
-  if (!sh.last_stage) pp_.send(out, N * C, pp_.rank() + 1, 2);
+  const float* out = whole_model_stage(s, b, {}, 0, 2);
   double result[2] = {0, 0};  // Σ loss, counted targets
   if (sh.last_stage) {
     head_logits(s, out, b, LogitsRows::All);

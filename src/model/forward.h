@@ -119,6 +119,10 @@ class ForwardPass {
                       float* dx, const LocalBatch& b);
   // ln_f and the vocabulary shard of the head: logits_ [n, Vl] for the rows of lnf_full_.
   void head_logits(StageActivations& s, const float* x, const LocalBatch& b, LogitsRows rows);
+  // Whole-model calls: this stage's input (embedded, or received from stage p-1), its blocks,
+  // and the output [N, C] sent on to stage p+1 (and returned). Collective over tp, cp and pp.
+  const float* whole_model_stage(StageActivations& s, const LocalBatch& b, const std::vector<LayerKV>& kv,
+                                 int64_t pos0, int tag);
   // Runs the blocks of this stage over slot s (its resid[0] already holds the input).
   const float* run_blocks(StageActivations& s, const LocalBatch& b, const std::vector<LayerKV>& kv, int64_t pos0);
   // All rows of x [Ns, C] on every tp rank: a view of x, or gathered into `full` (sequence parallel).
