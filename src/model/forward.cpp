@@ -38,7 +38,7 @@ LocalBatch local_batch(const int32_t* tokens, const int32_t* targets, int64_t B,
   return lb;
 }
 
-ForwardPass::ForwardPass(const Model& m, const ParallelState& par, PassMode mode, int slots)
+ForwardPass::ForwardPass(const Model& m, const ParallelState& par, PassMode mode)
     : m_(m),
       par_(par),
       tp_(par.tp),
@@ -48,7 +48,7 @@ ForwardPass::ForwardPass(const Model& m, const ParallelState& par, PassMode mode
       sp_(par.layout.sp && mode == PassMode::Training && par.tp.size() > 1),
       gelu_(m.config.activation == Activation::GeluErf ? gelu_erf_forward : gelu_tanh_forward),
       gelu_backward_(m.config.activation == Activation::GeluErf ? gelu_erf_backward : gelu_tanh_backward),
-      slots_(size_t(std::max(1, slots))) {
+      slots_(1) {
   WAFER_ASSERT(m.shard.tp_size == par.tp.size());
 }
 
@@ -272,7 +272,7 @@ const float* ForwardPass::stage_forward(int slot, const LocalBatch& b, float los
 
   // The loss backward through the head now, while the logits are at hand: the slot keeps only
   // the gradient at the blocks' output, never a micro-batch's [N, Vl] logits.
-  const int64_t valid = std::clamp<int64_t>(c.vocab_size - sh.vocab_begin(), 0, Vl);
+  const int64_t valid = vocab_shard_valid(c.vocab_size, sh.vocab_begin(), Vl);
   std::vector<float> dloss(size_t(N), loss_scale);
   cross_entropy_shard_backward(logits_.data(), logits_.data(), b.targets.data(), dloss.data(), ce_.rowmax.data(),
                                ce_.sumexp.data(), N, Vl, sh.vocab_begin(), valid);
@@ -356,7 +356,7 @@ const float* ForwardPass::forward(const int32_t* tokens, int64_t B, int64_t T, i
     std::vector<float> mine(size_t(n * V));                 // [n][V], padding dropped
     for (int r = 0; r < tp_.size(); ++r)
       for (int64_t i = 0; i < n; ++i) {
-        const int64_t v0 = r * Vl, cnt = std::clamp<int64_t>(V - v0, 0, Vl);
+        const int64_t v0 = r * Vl, cnt = vocab_shard_valid(V, v0, Vl);
         std::memcpy(mine.data() + i * V + v0, shards.data() + (r * n + i) * Vl, size_t(cnt) * sizeof(float));
       }
     if (cp_.size() == 1) {

@@ -76,8 +76,8 @@ enum class PassMode { Inference, Training };  // Training keeps every block's ac
 
 class ForwardPass {
  public:
-  // `slots`: micro-batches in flight at once (pipeline schedules); inference uses one.
-  ForwardPass(const Model& m, const ParallelState& par, PassMode mode, int slots = 1);
+  // Activation slots (one per micro-batch in flight) are added as prepare() first asks for them.
+  ForwardPass(const Model& m, const ParallelState& par, PassMode mode);
   explicit ForwardPass(const Model& m, PassMode mode = PassMode::Inference)
       : ForwardPass(m, ParallelState::single(), mode) {}
 

@@ -10,7 +10,7 @@ namespace wafer {
 
 void vocab_parallel_cross_entropy(Group& tp, float* losses, VocabParallelStats& st, const float* logits,
                                   const int32_t* targets, int64_t N, int64_t Vl, int64_t v0, int64_t V) {
-  const int64_t valid = std::clamp<int64_t>(V - v0, 0, Vl);
+  const int64_t valid = vocab_shard_valid(V, v0, Vl);
   st.rowmax.resize(size_t(N));
   st.sumexp.resize(size_t(N));
   st.target.resize(size_t(N));

@@ -3,6 +3,7 @@
 // three all-reduces of N numbers each (max, sum of exponentials, target logit) replace gathering
 // the N·V logits.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -16,6 +17,10 @@ struct VocabParallelStats {
   std::vector<double> sumexp;  // [N]
   std::vector<double> target;  // [N]
 };
+
+// How many of a shard's Vl columns starting at v0 are real words of a V-word vocabulary (the rest
+// is padding).
+inline int64_t vocab_shard_valid(int64_t V, int64_t v0, int64_t Vl) { return std::clamp<int64_t>(V - v0, 0, Vl); }
 
 // logits: [N, Vl], this rank's columns of the vocabulary [0, V) (padding past V ignored).
 // losses[N] = logsumexp(row) - row[target] over the whole vocabulary; 0 where target < 0.

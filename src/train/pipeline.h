@@ -17,7 +17,7 @@ struct PipelineStats {
 };
 
 // mbs: this rank's rows of each micro-batch. Gradients accumulate (+=) into `grads`, each
-// counted row weighted by loss_scale. `fp` must have pipeline_slots(...) slots.
+// counted row weighted by loss_scale. Micro-batch i uses activation slot i % pipeline_slots(...).
 PipelineStats run_pipeline(ForwardPass& fp, Group& pp, PipeSchedule schedule, const std::vector<LocalBatch>& mbs,
                            float loss_scale, const ModelWeights& grads);
 

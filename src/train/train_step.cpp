@@ -88,7 +88,7 @@ StepResult TrainStep::compute_grads(const std::vector<Batch>& micro_batches) {
   fault_point();  // (tests: a rank dies or hangs here, between the backward and the reductions)
 
   // Sum each gradient over the ranks that share it.
-  if (pass_.model().shard.tp_size > 1 && lay.sp)
+  if (m_.shard.tp_size > 1 && lay.sp)
     for (auto [lo, hi] : sp_ranges_) tp_.all_reduce_sum(grads_.data() + lo, int64_t(hi - lo));
   if (lay.pp > 1 && m_.config.tie_word_embeddings && (m_.shard.first_stage || m_.shard.last_stage))
     embed_.all_reduce_sum(grads_.data() + wte_range_.first, int64_t(wte_range_.second - wte_range_.first));
