@@ -1,38 +1,70 @@
 #!/usr/bin/env bash
-# Inference benchmark: wafer vs PyTorch (Debian python3-torch, 2 threads, OMP_WAIT_POLICY=PASSIVE)
-# on the Cerebras-GPT 111M shape with random weights, and wafer's tokenizer vs the npm
-# tiktoken and gpt-3-encoder packages, all in one run on one machine. Prints a table of ratios.
-# Usage: bash bench/run.sh   (after scripts/setup.sh; builds build/ if needed)
+# The benchmark suite, one command: wafer against PyTorch (Debian python3-torch, the same model
+# in bench/torch_gpt2.py) and the npm tokenizers, on the same shapes, on this machine, in this
+# run. Prints a markdown table with ratios, achieved GFLOP/s and GB/s beside the ceilings
+# measured in the same run, and peak resident memory.
+#   training steps (forward, backward, clipping, AdamW): Cerebras-GPT 111M at 4x256, 4x64 and
+#     1x2048, GPT-2 124M at 4x64; wafer fp32 and bf16 against PyTorch fp32;
+#   prefill (128, 1024 tokens) and decode at batch 1 for 111M;
+#   tokenizer MB/s on one thread against tiktoken (WebAssembly) and gpt-3-encoder.
+# PyTorch runs at its best: torch.set_num_threads(2), and each measure under both
+# OMP_WAIT_POLICY=PASSIVE and GOMP_SPINCOUNT=100000, keeping the faster. Every measure runs in
+# a fresh process (so peak memory is per measure), after waiting for the machine to be quiet.
+# Usage: bash bench/run.sh [--quick]   (after scripts/setup.sh; builds build/ if needed)
+#   --quick: one training shape (111M 4x64) and one step, to check the suite itself runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export OMP_WAIT_POLICY=PASSIVE
 [ -x build/wafer ] || bash scripts/build.sh build
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
 
 source bench/quiet.sh
-wait_for_quiet
+out=$(mktemp -d /tmp/wafer-bench-XXXX)
+trap 'rm -rf "$out"' EXIT
+: > "$out/noisy.txt"
+quiet() { wait_for_quiet | tee -a "$out/noisy.txt" >&2; }
+torch_best() {  # torch_best NAME ARGS...: both thread policies, one JSON file each
+  local name=$1; shift
+  quiet; OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/torch_gpt2.py "$@" > "$out/$name.passive.json"
+  quiet; GOMP_SPINCOUNT=100000 /usr/bin/python3 bench/torch_gpt2.py "$@" > "$out/$name.spin.json"
+}
 
-corpus=$(mktemp /tmp/wafer-bench-XXXX.txt)
+echo "bench: measuring the ceilings" >&2
+quiet; build/wafer bench --ceilings --json > "$out/ceilings.json"
+
+# name | wafer shape | torch shape | BxT
+cases=(
+  "111M|--preset 111M|--layers 10 --d 768 --heads 12 --positions 2048|4x256"
+  "111M|--preset 111M|--layers 10 --d 768 --heads 12 --positions 2048|4x64"
+  "111M|--preset 111M|--layers 10 --d 768 --heads 12 --positions 2048|1x2048"
+  "GPT-2 124M|--preset gpt2|--layers 12 --d 768 --heads 12 --positions 1024 --gelu tanh|4x64"
+)
+steps=2
+if ((quick)); then cases=("${cases[1]}"); steps=1; fi
+i=0
+for c in "${cases[@]}"; do
+  IFS='|' read -r name wflags tflags bt <<< "$c"
+  echo "bench: training $name $bt" >&2
+  echo "$name|$bt" > "$out/train$i.name"
+  for p in fp32 bf16; do
+    # shellcheck disable=SC2086
+    quiet; build/wafer bench $wflags --train "$bt" --train-steps "$steps" --precision "$p" --json > "$out/train$i.wafer-$p.json"
+  done
+  # shellcheck disable=SC2086
+  torch_best "train$i.torch" $tflags --train "$bt" --train-steps "$steps"
+  i=$((i + 1))
+done
+
+echo "bench: prefill and decode" >&2
+for p in fp32 bf16; do
+  quiet; build/wafer bench --preset 111M --prefill 128,1024 --decode-tokens 64 --precision "$p" --json > "$out/infer.wafer-$p.json"
+done
+torch_best infer.torch --layers 10 --d 768 --heads 12 --positions 2048 --prefill 128,1024 --decode-tokens 64
+
+echo "bench: tokenizer" >&2
+corpus="$out/corpus.txt"
 find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort | xargs cat > "$corpus"
+quiet; build/wafer bench --tokenizer third_party/gpt2-tokenizer --text "$corpus" --json > "$out/tok.wafer.json"
+quiet; node bench/js_tokenizer.cjs third_party/npm "$corpus" > "$out/tok.js.json"
 
-wafer_json=$(build/wafer bench --preset 111M --prefill 128,1024 --decode-tokens 64 \
-  --tokenizer third_party/gpt2-tokenizer --text "$corpus" --json)
-torch_json=$(/usr/bin/python3 bench/torch_gpt2.py --layers 10 --d 768 --heads 12 --prefill 128,1024 --decode-tokens 64)
-js_json=$(node bench/js_tokenizer.cjs third_party/npm "$corpus")
-rm -f "$corpus"
-
-/usr/bin/python3 - "$wafer_json" "$torch_json" "$js_json" "$(nproc)" <<'PY'
-import json, sys
-w, t, j = (json.loads(a) for a in sys.argv[1:4])
-print(f"Cerebras-GPT 111M shape, fp32, batch 1, {sys.argv[4]} cores; PyTorch {t['torch']} with {t['threads']} threads")
-print(f"{'measure':<26}{'wafer':>12}{'competitor':>14}{'ratio':>9}")
-for T in w["prefill"]:
-    a, b = w["prefill"][T]["tokens_per_s"], t["prefill"][T]["tokens_per_s"]
-    print(f"{'prefill ' + T + ' tok/s':<26}{a:>12.1f}{b:>14.1f}{a / b:>8.2f}x")
-a, b = w["decode"]["tokens_per_s"], t["decode"]["tokens_per_s"]
-print(f"{'decode tok/s (batch 1)':<26}{a:>12.1f}{b:>14.1f}{a / b:>8.2f}x")
-a = w["tokenizer"]["mb_per_s"]
-for name in ("tiktoken", "gpt-3-encoder"):
-    b = j[name]["mb_per_s"]
-    print(f"{'tokenizer MB/s vs ' + name:<26}{a:>12.2f}{b:>14.2f}{a / b:>8.2f}x")
-print(f"(tokenizer corpus: {w['tokenizer']['bytes'] / 1e6:.2f} MB of fortunes)")
-PY
+/usr/bin/python3 bench/report.py "$out"

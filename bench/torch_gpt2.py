@@ -1,10 +1,11 @@
-"""The competitor for bench/run.sh: GPT-2 / Cerebras-GPT inference in PyTorch, written the way
-an engineer would for speed on Debian's torch 1.13 (fused QKV nn.Linear, batched matmul
-attention, a KV cache for decoding, no autograd), configured at its best on 2 cores:
-torch.set_num_threads(2) with OMP_WAIT_POLICY=PASSIVE set by the caller.
+"""The competitor for bench/run.sh: GPT-2 / Cerebras-GPT in PyTorch, written the way an engineer
+would for speed on Debian's torch 1.13 (fused QKV nn.Linear, batched matmul attention, a KV
+cache for decoding, no autograd for inference; torch.optim.AdamW and clip_grad_norm_ for
+training), on torch.set_num_threads(2). The caller sets the OpenMP wait policy (bench/run.sh
+runs both OMP_WAIT_POLICY=PASSIVE and GOMP_SPINCOUNT=100000 and keeps the better).
 
 Prints one JSON object: prefill tokens/s per length, decode tokens/s at batch 1; or with
---train BxT, training tokens/s of full steps (forward, backward, torch.optim.AdamW) and the
+--train BxT, training tokens/s of full steps (forward, backward, clipping, AdamW); and the
 process's peak resident memory.
 Usage: OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 torch_gpt2.py --layers 10 --d 768 --heads 12
 """
@@ -94,6 +95,7 @@ def main():
     ap.add_argument("--heads", type=int, default=12)
     ap.add_argument("--vocab", type=int, default=50257)
     ap.add_argument("--positions", type=int, default=2048)
+    ap.add_argument("--gelu", default="none", help="none (exact erf, Cerebras-GPT) or tanh (GPT-2)")
     ap.add_argument("--prefill", default="128,1024")
     ap.add_argument("--decode-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
@@ -103,7 +105,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    m = GPT2(a.vocab, a.positions, a.d, a.layers, a.heads, 4 * a.d)
+    m = GPT2(a.vocab, a.positions, a.d, a.layers, a.heads, 4 * a.d, a.gelu)
     if a.train:
         print(json.dumps(train(m, a)))
         return
@@ -135,6 +137,8 @@ def main():
                     pos += 1
                 best = min(best, (time.perf_counter() - t0) / (a.decode_tokens - 1))
             out["decode"] = {"batch": 1, "seconds_per_token": best, "tokens_per_s": 1.0 / best}
+    import resource
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps(out))
 
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   build-essential cmake pkg-config git
-  libopenblas-openmp-dev libpcre2-dev nlohmann-json3-dev libcli11-dev
+  libopenblas-openmp-dev libdnnl-dev libpcre2-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libgmock-dev
   libopenmpi-dev openmpi-bin
   python3-torch python3-numpy

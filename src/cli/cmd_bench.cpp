@@ -1,8 +1,12 @@
-// cli/cmd_bench.cpp: `wafer bench`: wafer's own side of the benchmarks in bench/: prefill and
-// decode throughput of a model (random weights for a preset) and tokenizer throughput, best of
-// several runs, as text or JSON. bench/run.sh runs the competitors beside it.
+// cli/cmd_bench.cpp: `wafer bench`: wafer's own side of the benchmarks in bench/: training steps,
+// prefill and decode of a model (random weights for a preset), tokenizer throughput, and the
+// machine's ceilings (sgemm and bf16 GEMM GFLOP/s, streaming read GB/s) measured in the same run.
+// Best of several runs, as text or JSON. bench/run.sh runs the competitors beside it.
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -11,30 +15,209 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "infer/generate.h"
+#include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/gemm.h"
 #include "model/forward.h"
 #include "train/train_step.h"
-
-#include <sys/resource.h>
 
 namespace wafer::cli {
 
 namespace {
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+using Json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// Best wall time of `repeats` calls after one warm-up call.
+template <typename F>
+double best_seconds(int repeats, F&& f) {
+  f();
+  double best = 1e30;
+  for (int r = 0; r < repeats; ++r) {
+    auto t0 = Clock::now();
+    f();
+    best = std::min(best, seconds_since(t0));
+  }
+  return best;
 }
+
+double peak_rss_mb() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return double(ru.ru_maxrss) / 1024.0;
+}
+
+double current_rss_mb() {
+  std::ifstream f("/proc/self/statm");
+  long pages = 0, resident = 0;
+  f >> pages >> resident;
+  return double(resident) * double(sysconf(_SC_PAGESIZE)) / 1048576.0;
+}
+
+// Σ p[0, n) over all threads, n a multiple of 1024: every byte read once, at the memory's pace.
+float sum_all(const float* p, int64_t n) {
+  float total = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+  for (int64_t block = 0; block < n; block += 1024) {
+    float part = 0;
+#pragma omp simd reduction(+ : part)
+    for (int64_t i = block; i < block + 1024; ++i) part += p[i];
+    total += part;
+  }
+  return total;
+}
+
+// The ceilings the table compares against, measured now on this machine.
+Json measure_ceilings(int repeats) {
+  Json j;
+  // GEMM: the model's largest block shape (c_fc of 111M over 1024 rows) and a square one.
+  for (Precision p : {Precision::F32, Precision::BF16}) {
+    if (p == Precision::BF16 && !bf16_gemm_supported()) continue;
+    double best = 0;
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1024, 3072, 768}, {2048, 2048, 2048}}) {
+      std::vector<float> a(size_t(M * K), 0.5f), b(size_t(K * N), 0.25f), c(size_t(M * N));
+      std::vector<uint16_t> a16(a.size()), b16(b.size());
+      convert_to_bf16(a16.data(), a.data(), int64_t(a.size()));
+      convert_to_bf16(b16.data(), b.data(), int64_t(b.size()));
+      const double s = best_seconds(repeats, [&] {
+        gemm(p, M, N, K, 1.0f, {a.data(), a16.data(), K, false}, {b.data(), b16.data(), N, false}, 0.0f, c.data(), N);
+      });
+      best = std::max(best, 2.0 * double(M * N * K) / s / 1e9);
+    }
+    j[p == Precision::F32 ? "sgemm_gflops" : "bf16_gemm_gflops"] = best;
+  }
+  j["gemm_isa"] = gemm_isa_name();
+  j["kernel_isa"] = isa_name(kernel_isa());
+  // Streaming read bandwidth: a sum over 1 GiB, all threads, far larger than any cache.
+  const int64_t n = int64_t(1) << 28;
+  std::vector<float> big(static_cast<size_t>(n));
+  float* p = big.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) p[i] = 1.0f;
+  double sink = 0;
+  const double s = best_seconds(repeats, [&] { sink += sum_all(p, n); });
+  j["read_gb_per_s"] = double(n) * 4.0 / s / 1e9;
+  WAFER_ASSERT(sink > 0);
+  return j;
+}
+
+// Bytes of weights one decode step reads: every matrix once (blocks and the LM head) at the
+// model's precision, plus the fp32 vectors (biases, LayerNorms, one position row).
+double decode_weight_bytes(const Model& m) {
+  const ModelConfig& c = m.config;
+  const double C = double(c.n_embd), F = double(c.ffn()), L = double(c.n_layer), V = double(c.vocab_size);
+  const double matrices = L * (4 * C * C + 2 * C * F) + V * C;
+  return matrices * (m.precision == Precision::BF16 ? 2.0 : 4.0) + 4.0 * (L * (9 * C + F) + 3 * C);
+}
+
+Json bench_train(Model& m, const std::string& shape, int steps) {
+  const size_t x = shape.find('x');
+  WAFER_CHECK(x != std::string::npos, "[bench] expected --train BxT, e.g. 4x256, found ", shape);
+  const int64_t B = std::stoll(shape.substr(0, x)), T = std::stoll(shape.substr(x + 1));
+  WAFER_CHECK(B >= 1 && T >= 2 && T <= m.config.n_positions, "[bench] --train ", shape, ": expected B >= 1 and 2 <= T <= ",
+              m.config.n_positions);
+  std::mt19937 rng(1);
+  Batch b;
+  b.B = B, b.T = T;
+  for (int64_t s = 0; s < B; ++s) {
+    std::vector<int32_t> seq(size_t(T + 1));
+    for (auto& id : seq) id = int32_t(rng() % uint32_t(m.config.vocab_size));
+    b.tokens.insert(b.tokens.end(), seq.begin(), seq.end() - 1);
+    b.targets.insert(b.targets.end(), seq.begin() + 1, seq.end());
+  }
+  TrainStep ts(m, {}, 1.0);
+  ts.step({b}, 1e-4);  // warm-up: first-touch allocations, GEMM primitives
+  auto t0 = Clock::now();
+  for (int k = 0; k < steps; ++k) ts.step({b}, 1e-4);
+  const double per_step = seconds_since(t0) / steps;
+  const double flops = 3.0 * forward_flops_per_token(m.config, T) * double(B * T);
+  return {{"batch", B}, {"seq", T}, {"seconds_per_step", per_step}, {"tokens_per_s", double(B * T) / per_step},
+          {"gflops_per_s", flops / per_step / 1e9}, {"peak_rss_mb", peak_rss_mb()}};
+}
+
+Json bench_inference(const Model& m, const std::string& prefill, int64_t decode_tokens, int repeats) {
+  Json j;
+  ForwardPass fp(m);
+  std::mt19937 rng(1);
+  const ModelConfig& c = m.config;
+  for (int32_t T : parse_ids(prefill, "bench --prefill")) {
+    WAFER_CHECK(T >= 1 && T <= c.n_positions, "[bench] prefill length ", T, " outside [1, ", c.n_positions, "]");
+    std::vector<int32_t> ids(static_cast<size_t>(T));
+    for (auto& id : ids) id = int32_t(rng() % uint32_t(c.vocab_size));
+    const double s = best_seconds(repeats, [&] { fp.forward(ids.data(), 1, T, 0, {}, LogitsRows::Last); });
+    // Every position through the blocks, the LM head for the last one only.
+    const double flops = double(T) * forward_flops_per_token(c, T) - double(T - 1) * 2.0 * double(c.vocab_size * c.n_embd);
+    j["prefill"][std::to_string(T)] = {{"seconds", s}, {"tokens_per_s", double(T) / s}, {"gflops_per_s", flops / s / 1e9}};
+  }
+  if (decode_tokens > 1) {
+    std::vector<int32_t> prompt(16);
+    for (auto& id : prompt) id = int32_t(rng() % uint32_t(c.vocab_size));
+    double best = 1e30;
+    for (int r = 0; r < repeats; ++r) {
+      GenerateResult g = generate(m, prompt, {.max_new_tokens = decode_tokens, .sampling = {.temperature = 0}});
+      best = std::min(best, g.decode_seconds / double(g.tokens.size() - 1));
+    }
+    j["decode"] = {{"batch", 1}, {"tokens", decode_tokens}, {"seconds_per_token", best}, {"tokens_per_s", 1.0 / best},
+                   {"weight_bytes_per_token", decode_weight_bytes(m)},
+                   {"gb_per_s", decode_weight_bytes(m) / best / 1e9}};
+  }
+  j["peak_rss_mb"] = peak_rss_mb();
+  j["rss_mb"] = current_rss_mb();
+  return j;
+}
+
+Json bench_tokenizer(const std::string& dir, const std::string& text_file, int repeats) {
+  auto tok = Tokenizer::load(dir);
+  const std::string text = read_file(text_file);
+  double best = 1e30;
+  size_t n = 0;
+  for (int r = 0; r < repeats; ++r) {
+    BpeCache cache;  // fresh: no run profits from an earlier one
+    auto t0 = Clock::now();
+    n = tok->encode(text, false, &cache).size();
+    best = std::min(best, seconds_since(t0));
+  }
+  return {{"bytes", text.size()}, {"tokens", n}, {"seconds", best}, {"mb_per_s", double(text.size()) / 1e6 / best}};
+}
+
+void print_text(const Json& j) {
+  if (j.contains("ceilings")) {
+    const Json& c = j["ceilings"];
+    std::printf("sgemm fp32           %10.1f GFLOP/s\n", c["sgemm_gflops"].get<double>());
+    if (c.contains("bf16_gemm_gflops"))
+      std::printf("bf16 GEMM            %10.1f GFLOP/s (%s)\n", c["bf16_gemm_gflops"].get<double>(),
+                  c["gemm_isa"].get<std::string>().c_str());
+    std::printf("streaming read       %10.1f GB/s\n", c["read_gb_per_s"].get<double>());
+  }
+  if (j.contains("prefill"))
+    for (auto& [T, v] : j["prefill"].items())
+      std::printf("prefill %5s tokens   %10.1f tokens/s, %.1f GFLOP/s\n", T.c_str(), v["tokens_per_s"].get<double>(),
+                  v["gflops_per_s"].get<double>());
+  if (j.contains("decode"))
+    std::printf("decode batch 1       %10.1f tokens/s, %.1f GB/s of weights\n", j["decode"]["tokens_per_s"].get<double>(),
+                j["decode"]["gb_per_s"].get<double>());
+  if (j.contains("train"))
+    std::printf("train %lldx%lld            %10.1f tokens/s, %.1f GFLOP/s, peak RSS %.0f MB\n",
+                (long long)j["train"]["batch"].get<int64_t>(), (long long)j["train"]["seq"].get<int64_t>(),
+                j["train"]["tokens_per_s"].get<double>(), j["train"]["gflops_per_s"].get<double>(),
+                j["train"]["peak_rss_mb"].get<double>());
+  if (j.contains("tokenizer")) std::printf("tokenizer            %10.2f MB/s\n", j["tokenizer"]["mb_per_s"].get<double>());
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
   struct Opts {
-    std::string preset, model, tokenizer, text, prefill = "128,1024", train;
+    std::string preset, model, tokenizer, text, prefill = "128,1024", train, precision = "fp32";
     int train_steps = 3;
     ShapeOverrides shape;
     int64_t decode_tokens = 64;
     int repeats = 3;
-    bool json = false;
+    bool json = false, ceilings = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = app.add_subcommand("bench", "Measure prefill/decode tokens/s and tokenizer MB/s");
+  auto* cmd = app.add_subcommand("bench", "Measure training, prefill, decode and tokenizer speed, and the machine's ceilings");
   cmd->add_option("--preset", o->preset, "Preset shape with random weights");
   cmd->add_option("--model", o->model, "HF model folder");
   cmd->add_option("--prefill", o->prefill, "Prompt lengths to time, comma separated");
@@ -44,10 +227,13 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--train", o->train, "Time training steps (forward, backward, AdamW) at BxT, e.g. 4x256 (skips inference)");
   cmd->add_option("--train-steps", o->train_steps, "Timed training steps (after one warm-up step)");
   cmd->add_option("--repeats", o->repeats, "Runs per measurement (best is reported)");
+  cmd->add_flag("--ceilings", o->ceilings, "Measure sgemm and bf16 GEMM GFLOP/s and streaming read GB/s");
   cmd->add_flag("--json", o->json, "Print one JSON object");
+  add_precision_option(cmd, o->precision);
   o->shape.add_to(cmd);
   cmd->callback([o] {
-    nlohmann::ordered_json j;
+    Json j;
+    if (o->ceilings) j["ceilings"] = measure_ceilings(o->repeats);
     std::unique_ptr<Model> m;
     if (!o->model.empty()) {
       m = load_hf_model(o->model);
@@ -58,86 +244,21 @@ void add_bench_command(CLI::App& app) {
       init_weights(*m, {});
     }
     if (m && !o->train.empty()) {
-      size_t x = o->train.find('x');
-      WAFER_CHECK(x != std::string::npos, "[bench] expected --train BxT, e.g. 4x256, found ", o->train);
-      const int64_t B = std::stoll(o->train.substr(0, x)), T = std::stoll(o->train.substr(x + 1));
-      std::mt19937 rng(1);
-      std::vector<std::vector<int32_t>> seqs(static_cast<size_t>(B), std::vector<int32_t>(static_cast<size_t>(T + 1)));
-      for (auto& sq : seqs)
-        for (auto& id : sq) id = int32_t(rng() % uint32_t(m->config.vocab_size));
-      Batch b;
-      b.B = B, b.T = T;
-      for (auto& sq : seqs) {
-        b.tokens.insert(b.tokens.end(), sq.begin(), sq.end() - 1);
-        b.targets.insert(b.targets.end(), sq.begin() + 1, sq.end());
-      }
-      TrainStep ts(*m, {});
-      ts.step({b}, 1e-4);  // warm-up: first-touch allocations
-      auto t0 = std::chrono::steady_clock::now();
-      for (int k = 0; k < o->train_steps; ++k) ts.step({b}, 1e-4);
-      const double per_step = seconds_since(t0) / o->train_steps;
-      struct rusage ru;
-      getrusage(RUSAGE_SELF, &ru);
-      const double flops = 3.0 * forward_flops_per_token(m->config, T) * double(B * T);
-      j["train"] = {{"batch", B}, {"seq", T}, {"seconds_per_step", per_step}, {"tokens_per_s", double(B * T) / per_step},
-                    {"gflops_per_s", flops / per_step / 1e9}, {"peak_rss_mb", double(ru.ru_maxrss) / 1024.0}};
+      j["precision"] = precision_name(set_precision(*m, parse_precision(o->precision)));
+      j["train"] = bench_train(*m, o->train, o->train_steps);
     } else if (m) {
-      ForwardPass fp(*m);
-      std::mt19937 rng(1);
-      for (int32_t T : parse_ids(o->prefill, "bench --prefill")) {
-        WAFER_CHECK(T >= 1 && T <= m->config.n_positions, "[bench] prefill length ", T, " outside [1, ",
-                    m->config.n_positions, "]");
-        std::vector<int32_t> ids(static_cast<size_t>(T));
-        for (auto& id : ids) id = int32_t(rng() % uint32_t(m->config.vocab_size));
-        double best = 1e30;
-        for (int r = 0; r < o->repeats + 1; ++r) {  // first run warms caches and allocations
-          auto t0 = std::chrono::steady_clock::now();
-          fp.forward(ids.data(), 1, T, 0, {}, LogitsRows::Last);
-          if (r > 0) best = std::min(best, seconds_since(t0));
-        }
-        j["prefill"][std::to_string(T)] = {{"seconds", best}, {"tokens_per_s", double(T) / best}};
-      }
-      if (o->decode_tokens > 1) {
-        std::vector<int32_t> prompt(16);
-        for (auto& id : prompt) id = int32_t(rng() % uint32_t(m->config.vocab_size));
-        double best = 1e30;
-        for (int r = 0; r < o->repeats; ++r) {
-          GenerateResult g = generate(*m, prompt, {.max_new_tokens = o->decode_tokens, .sampling = {.temperature = 0}});
-          best = std::min(best, g.decode_seconds / double(g.tokens.size() - 1));
-        }
-        j["decode"] = {{"batch", 1}, {"tokens", o->decode_tokens}, {"seconds_per_token", best},
-                       {"tokens_per_s", 1.0 / best}};
-      }
+      set_inference_precision(*m, o->precision);
+      j["precision"] = precision_name(m->precision);
+      j.update(bench_inference(*m, o->prefill, o->decode_tokens, o->repeats));
     }
     if (!o->tokenizer.empty()) {
       WAFER_CHECK(!o->text.empty(), "[bench] --tokenizer needs --text FILE");
-      auto tok = Tokenizer::load(o->tokenizer);
-      std::string text = read_file(o->text);
-      double best = 1e30;
-      size_t n = 0;
-      for (int r = 0; r < o->repeats; ++r) {
-        BpeCache cache;  // fresh: no run profits from an earlier one
-        auto t0 = std::chrono::steady_clock::now();
-        n = tok->encode(text, false, &cache).size();
-        best = std::min(best, seconds_since(t0));
-      }
-      j["tokenizer"] = {{"bytes", text.size()}, {"tokens", n}, {"seconds", best},
-                        {"mb_per_s", double(text.size()) / 1e6 / best}};
+      j["tokenizer"] = bench_tokenizer(o->tokenizer, o->text, o->repeats);
     }
-    if (o->json) {
+    if (o->json)
       std::printf("%s\n", j.dump().c_str());
-      return;
-    }
-    if (j.contains("prefill"))
-      for (auto& [T, v] : j["prefill"].items())
-        std::printf("prefill %5s tokens   %10.1f tokens/s\n", T.c_str(), v["tokens_per_s"].get<double>());
-    if (j.contains("decode")) std::printf("decode batch 1       %10.1f tokens/s\n", j["decode"]["tokens_per_s"].get<double>());
-    if (j.contains("train"))
-      std::printf("train %lldx%lld            %10.1f tokens/s, %.1f GFLOP/s, peak RSS %.0f MB\n",
-                  (long long)j["train"]["batch"].get<int64_t>(), (long long)j["train"]["seq"].get<int64_t>(),
-                  j["train"]["tokens_per_s"].get<double>(), j["train"]["gflops_per_s"].get<double>(),
-                  j["train"]["peak_rss_mb"].get<double>());
-    if (j.contains("tokenizer")) std::printf("tokenizer            %10.2f MB/s\n", j["tokenizer"]["mb_per_s"].get<double>());
+    else
+      print_text(j);
   });
 }
 

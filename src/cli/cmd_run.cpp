@@ -17,7 +17,7 @@ namespace wafer::cli {
 
 void add_logits_command(CLI::App& app) {
   struct Opts {
-    std::string model, ids, out;
+    std::string model, ids, out, precision = "fp32";
     LayoutOptions layout;
   };
   auto o = std::make_shared<Opts>();
@@ -25,6 +25,7 @@ void add_logits_command(CLI::App& app) {
   cmd->add_option("--model", o->model, "HF model folder")->required();
   cmd->add_option("--ids", o->ids, "Token ids, comma separated")->required();
   cmd->add_option("--out", o->out, "Output .safetensors (one F32 tensor 'logits')")->required();
+  add_precision_option(cmd, o->precision);
   o->layout.add_to(cmd, false);
   cmd->callback([o] {
     std::vector<int32_t> ids = parse_ids(o->ids, "logits --ids");
@@ -32,6 +33,7 @@ void add_logits_command(CLI::App& app) {
     auto par = o->layout.start(load_hf_config(o->model));
     check_sequence(par->layout, int64_t(ids.size()), "the number of --ids");
     auto m = load_hf_shard(o->model, *par);
+    set_inference_precision(*m, o->precision);
     ForwardPass fp(*m, *par, PassMode::Inference);
     const int64_t T = int64_t(ids.size()), V = m->config.vocab_size;
     const float* logits = fp.forward(ids.data(), 1, T, 0, {}, LogitsRows::All);
@@ -41,7 +43,7 @@ void add_logits_command(CLI::App& app) {
 
 void add_generate_command(CLI::App& app) {
   struct Opts {
-    std::string model, tokenizer, prompt, ids;
+    std::string model, tokenizer, prompt, ids, precision = "fp32";
     int64_t max_new_tokens = 64;
     SamplingOptions sampling;
     bool print_ids = false;
@@ -60,11 +62,13 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-p", o->sampling.top_p, "Keep the smallest set with this much probability (1 = all)");
   cmd->add_option("--seed", o->sampling.seed, "Sampling seed");
   cmd->add_flag("--print-ids", o->print_ids, "End with one line holding the new ids, comma separated");
+  add_precision_option(cmd, o->precision);
   o->layout.add_to(cmd, false);
   cmd->callback([o] {
     WAFER_CHECK(!o->prompt.empty() || !o->ids.empty(), "[generate] expected --prompt TEXT or --ids 1,2,3");
     auto par = o->layout.start(load_hf_config(o->model));
     auto m = load_hf_shard(o->model, *par);
+    set_inference_precision(*m, o->precision);
     const bool out = is_rank0();
     std::unique_ptr<Tokenizer> tok;
     if (!o->prompt.empty() || !o->tokenizer.empty() || Tokenizer::present(o->model))
@@ -107,7 +111,7 @@ void add_generate_command(CLI::App& app) {
 
 void add_eval_command(CLI::App& app) {
   struct Opts {
-    std::string model, tokenizer, text;
+    std::string model, tokenizer, text, precision = "fp32";
     PerplexityOptions ppl;
     bool json = false;
     LayoutOptions layout;
@@ -120,10 +124,12 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--ctx", o->ppl.ctx, "Window length (default: the model's context)");
   cmd->add_option("--stride", o->ppl.stride, "Window step (default: the window length)");
   cmd->add_flag("--json", o->json, "Print one JSON object");
+  add_precision_option(cmd, o->precision);
   o->layout.add_to(cmd, false);
   cmd->callback([o] {
     auto par = o->layout.start(load_hf_config(o->model));
     auto m = load_hf_shard(o->model, *par);
+    set_inference_precision(*m, o->precision);
     auto tok = find_tokenizer(o->tokenizer, o->model);
     BpeCache cache;
     std::vector<int32_t> ids = tok->encode(read_file(o->text), false, &cache);

@@ -112,7 +112,7 @@ void add_prepare_command(CLI::App& app) {
 
 void add_train_command(CLI::App& app) {
   struct Opts {
-    std::string preset, config, init, data, out, decay, tokenizer;
+    std::string preset, config, init, data, out, decay, tokenizer, precision = "fp32";
     int64_t stop_at = 0, steps = 0, batch = 4, seq = 256, micro_batches = 1, warmup = -1, checkpoint_every = 100, eval_every = 50;
     double lr = 0, final_ratio = 0.1, peak_gflops = 355;
     uint64_t seed = 1234;
@@ -143,6 +143,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--resume", o->resume, "Continue the run in --out from its newest checkpoint");
   cmd->add_flag("--mup", o->mup, "Use μP (base width 256) for a preset or config");
   cmd->add_flag("--quiet", o->quiet, "No progress line");
+  add_precision_option(cmd, o->precision);
   o->shape.add_to(cmd);
   o->layout.add_to(cmd, true);
   cmd->callback([o] {
@@ -189,6 +190,7 @@ void add_train_command(CLI::App& app) {
                 " (each data-parallel rank takes an equal share of every micro-batch's sequences)");
     const Shard sh = shard_for(c, *par);
     if (!(sh == m->shard)) m = extract_shard(*m, sh);
+    set_precision(*m, parse_precision(o->precision));
     const Recipe rec = published_recipe(c);
     TrainOptions t;
     t.run_dir = o->out;

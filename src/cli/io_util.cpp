@@ -68,6 +68,14 @@ ModelConfig resolve_config(const std::string& preset_name, const std::string& co
   return load_config(model_dir + "/config.json");
 }
 
+void add_precision_option(CLI::App* cmd, std::string& precision) {
+  cmd->add_option("--precision", precision, "GEMM precision: fp32 (default) or bf16 (AVX512-BF16/AMX via oneDNN)");
+}
+
+void set_inference_precision(Model& m, const std::string& precision) {
+  if (set_precision(m, parse_precision(precision)) == Precision::BF16) release_fp32_matrices(m);
+}
+
 void LayoutOptions::add_to(CLI::App* cmd, bool training) {
   cmd->add_option("--tp", layout.tp, "Tensor-parallel ranks (split heads, MLP and vocabulary)");
   cmd->add_option("--pp", layout.pp, "Pipeline stages (split the blocks)");

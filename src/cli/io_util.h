@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/model.h"
 #include "parallel/layout.h"
 #include "tokenizer/bpe.h"
 
@@ -21,6 +22,12 @@ std::unique_ptr<Tokenizer> find_tokenizer(const std::string& explicit_dir, const
 std::string json_ids(const std::vector<int32_t>& ids);
 // The config named by exactly one of a preset name, a config.json path or a model folder.
 ModelConfig resolve_config(const std::string& preset_name, const std::string& config_file, const std::string& model_dir);
+
+// --precision fp32|bf16: the GEMMs' precision (bf16 runs them on oneDNN where the CPU has
+// AVX512-BF16 or AMX, with fp32 accumulation; training keeps fp32 master weights).
+void add_precision_option(CLI::App* cmd, std::string& precision);
+// Inference commands: bf16 rounds the weights once and keeps only the bf16 matrices in memory.
+void set_inference_precision(Model& m, const std::string& precision);
 
 // --n-layer style overrides of a preset's or config's shape (init and train).
 struct ShapeOverrides {

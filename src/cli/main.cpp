@@ -36,13 +36,16 @@ int report(const char* what) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // libgomp (shared by OpenBLAS and our kernels) reads OMP_WAIT_POLICY when it loads, before
-  // main. Idle workers that spin steal the other core on small machines, so unless the user
-  // chose a policy, start again with PASSIVE (sleeping) workers.
-  // They are read at load time too, hence the same restart.
+  // libgomp (shared by OpenBLAS, oneDNN and our kernels) reads its settings when it loads,
+  // before main, so they are set here and the process starts again. Idle workers spin about a
+  // millisecond (GOMP_SPINCOUNT=100000), then sleep: a decode step launches a hundred parallel
+  // regions, and waking sleeping workers for each (OMP_WAIT_POLICY=PASSIVE) cost a third of
+  // its time, while workers that never sleep (ACTIVE) would steal the core from anything
+  // else. One pool, so nothing spins against another. The user's own settings win.
   const bool threads_set = set_rank_threads();
-  if (!std::getenv("OMP_WAIT_POLICY") || threads_set) {
-    if (!std::getenv("OMP_WAIT_POLICY")) setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  const bool user_policy = std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT");
+  if (!user_policy || threads_set) {
+    if (!user_policy) setenv("GOMP_SPINCOUNT", "100000", 1);
     execv("/proc/self/exe", argv);  // returns only on failure; then carry on as we are
   }
   wafer::init_world(&argc, &argv);

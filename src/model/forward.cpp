@@ -112,7 +112,10 @@ void ForwardPass::embed(float* x, const LocalBatch& b) {
   const float scale = float(c.mup_embeddings_scale);
   tmp_full_.resize(size_t(N * C));
   float* e = sp_ ? tmp_full_.data() : x;
-  embedding_forward(e, b.tokens.data(), m_.w.wte, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
+  if (m_.fp32_matrices_released)  // bf16 weights only: read the table's bf16 copy
+    embedding_forward(e, b.tokens.data(), m_.weight(m_.w.wte).bf16, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
+  else
+    embedding_forward(e, b.tokens.data(), m_.w.wte, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
   if (tp_.rank() == 0) position_embedding_forward(e, b.positions.data(), m_.w.wpe, N, C, scale);
   reduce_rows(e, x, Ns);
 }
@@ -144,7 +147,7 @@ void ForwardPass::block_forward(const LayerWeights& w, BlockActivations& a, floa
   } else {
     layernorm_forward(a.ln1.data(), a.ln1_mean.data(), a.ln1_rstd.data(), x, w.ln1_w, w.ln1_b, N, C, eps);
   }
-  matmul_forward(a.qkv.data(), a.ln1.data(), w.qkv_w, w.qkv_b, N, C, 3 * Ca);  // [N, 3Ca] = Q|K|V of Ha heads
+  matmul_forward(a.qkv.data(), a.ln1.data(), m_.weight(w.qkv_w), w.qkv_b, N, C, 3 * Ca);  // [N, 3Ca] = Q|K|V of Ha heads
   if (kv) {  // decoding (cp = 1): append K, V at positions pos0.. and attend over [0, pos0 + T)
     const int64_t B = b.B, T = b.Tc;
     for (int64_t bi = 0; bi < B; ++bi)
@@ -162,7 +165,7 @@ void ForwardPass::block_forward(const LayerWeights& w, BlockActivations& a, floa
     ring_attention_forward(cp_, a.atty.data(), a.att_lse.data(), a.qkv.data(), {b.B, b.Tc, Ha, D, c.attn_scale()},
                            ring_);
   }
-  matmul_forward(tmp_full_.data(), a.atty.data(), w.attn_proj_w, nullptr, N, Ca, C);  // partial over tp
+  matmul_forward(tmp_full_.data(), a.atty.data(), m_.weight(w.attn_proj_w), nullptr, N, Ca, C);  // partial over tp
   const float* y = reduce_rows(tmp_full_.data(), tmp_rows_.data(), Ns);
   residual_bias_forward(a.res2.data(), x, y, w.attn_proj_b, Ns, C);
 
@@ -174,9 +177,9 @@ void ForwardPass::block_forward(const LayerWeights& w, BlockActivations& a, floa
   } else {
     layernorm_forward(a.ln2.data(), a.ln2_mean.data(), a.ln2_rstd.data(), a.res2.data(), w.ln2_w, w.ln2_b, N, C, eps);
   }
-  matmul_forward(a.fch.data(), a.ln2.data(), w.fc_w, w.fc_b, N, C, Fl);
+  matmul_forward(a.fch.data(), a.ln2.data(), m_.weight(w.fc_w), w.fc_b, N, C, Fl);
   gelu_(a.fch_gelu.data(), a.fch.data(), N * Fl);
-  matmul_forward(tmp_full_.data(), a.fch_gelu.data(), w.fc_proj_w, nullptr, N, Fl, C);
+  matmul_forward(tmp_full_.data(), a.fch_gelu.data(), m_.weight(w.fc_proj_w), nullptr, N, Fl, C);
   y = reduce_rows(tmp_full_.data(), tmp_rows_.data(), Ns);
   residual_bias_forward(out, a.res2.data(), y, w.fc_proj_b, Ns, C);
 }
@@ -195,11 +198,11 @@ void ForwardPass::block_backward(const LayerWeights& w, const LayerWeights& g, c
   bias_backward(g.fc_proj_b, dx, Ns, C);
   const float* dy = gather_rows(dgather_, dx, Ns);  // [N, C]: every row for the row-parallel c_proj
   zero(dfch_gelu_, N * Fl);
-  matmul_backward(dfch_gelu_.data(), g.fc_proj_w, nullptr, dy, a.fch_gelu.data(), w.fc_proj_w, N, Fl, C);
+  matmul_backward(dfch_gelu_.data(), g.fc_proj_w, nullptr, dy, a.fch_gelu.data(), m_.weight(w.fc_proj_w), N, Fl, C);
   zero(dfch_, N * Fl);
   gelu_backward_(dfch_.data(), a.fch.data(), dfch_gelu_.data(), N * Fl);
   zero(dln_, N * C);
-  matmul_backward(dln_.data(), g.fc_w, g.fc_b, dfch_.data(), a.ln2.data(), w.fc_w, N, C, Fl);
+  matmul_backward(dln_.data(), g.fc_w, g.fc_b, dfch_.data(), a.ln2.data(), m_.weight(w.fc_w), N, C, Fl);
   const float* dln = reduce_rows(dln_.data(), tmp_rows_.data(), Ns);  // c_fc's input gradient, summed over tp
   layernorm_backward(dres2_.data(), g.ln2_w, g.ln2_b, dln, a.res2.data(), w.ln2_w, a.ln2_mean.data(),
                      a.ln2_rstd.data(), Ns, C);
@@ -209,12 +212,12 @@ void ForwardPass::block_backward(const LayerWeights& w, const LayerWeights& g, c
   bias_backward(g.attn_proj_b, dres2_.data(), Ns, C);
   dy = gather_rows(dgather_, dres2_.data(), Ns);
   zero(datty_, N * Ca);
-  matmul_backward(datty_.data(), g.attn_proj_w, nullptr, dy, a.atty.data(), w.attn_proj_w, N, Ca, C);
+  matmul_backward(datty_.data(), g.attn_proj_w, nullptr, dy, a.atty.data(), m_.weight(w.attn_proj_w), N, Ca, C);
   zero(dqkv_, N * 3 * Ca);
   ring_attention_backward(cp_, dqkv_.data(), datty_.data(), a.atty.data(), a.att_lse.data(), a.qkv.data(),
                           {b.B, b.Tc, Ha, D, c.attn_scale()}, ring_);
   zero(dln_, N * C);
-  matmul_backward(dln_.data(), g.qkv_w, g.qkv_b, dqkv_.data(), a.ln1.data(), w.qkv_w, N, C, 3 * Ca);
+  matmul_backward(dln_.data(), g.qkv_w, g.qkv_b, dqkv_.data(), a.ln1.data(), m_.weight(w.qkv_w), N, C, 3 * Ca);
   dln = reduce_rows(dln_.data(), tmp_rows_.data(), Ns);
   layernorm_backward(dx, g.ln1_w, g.ln1_b, dln, x, w.ln1_w, a.ln1_mean.data(), a.ln1_rstd.data(), Ns, C);
 }
@@ -249,7 +252,7 @@ void ForwardPass::head_logits(StageActivations& s, const float* x, const LocalBa
     n = b.B;
   }
   logits_.resize(size_t(n * Vl));
-  matmul_forward_transposed(logits_.data(), lnf, m_.w.lm_head, n, C, Vl, float(c.mup_output_scale));
+  matmul_forward_transposed(logits_.data(), lnf, m_.weight(m_.w.lm_head), n, C, Vl, float(c.mup_output_scale));
 }
 
 const float* ForwardPass::stage_forward(int slot, const LocalBatch& b, float loss_scale, const ModelWeights* grads) {
@@ -278,7 +281,7 @@ const float* ForwardPass::stage_forward(int slot, const LocalBatch& b, float los
                                ce_.sumexp.data(), N, Vl, sh.vocab_begin(), valid);
   const float* lnf = sp_ ? lnf_full_.data() : lnf_rows_.data();
   dln_.assign(size_t(N * C), 0.0f);
-  matmul_transposed_backward(dln_.data(), grads->lm_head, logits_.data(), lnf, m_.w.lm_head, N, C, Vl,
+  matmul_transposed_backward(dln_.data(), grads->lm_head, logits_.data(), lnf, m_.weight(m_.w.lm_head), N, C, Vl,
                              float(c.mup_output_scale));
   tmp_rows_.resize(size_t(Ns * C));
   const float* dlnf = reduce_rows(dln_.data(), tmp_rows_.data(), Ns);  // summed over the vocabulary shards

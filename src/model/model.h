@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "kernels/cpu/matmul.h"
 #include "model/config.h"
 #include "model/parameters.h"
 
@@ -16,6 +17,16 @@ struct Model {
   Shard shard;                // the part held here (the whole model on one rank)
   std::vector<float> params;  // shard_parameter_count(config, shard) floats, in for_each_parameter order
   ModelWeights w;             // views into params
+  // GEMM precision. Under BF16, params_bf16 is a bf16 copy of params (same layout), refreshed
+  // after every optimizer step; params stay the fp32 master weights.
+  Precision precision = Precision::F32;
+  std::vector<uint16_t> params_bf16;
+  bool fp32_matrices_released = false;  // inference: only the bf16 copy of the matrices is resident
+
+  // The view a dense layer reads of the matrix at p (a pointer into params).
+  WeightView weight(const float* p) const {
+    return {p, params_bf16.empty() ? nullptr : params_bf16.data() + (p - params.data())};
+  }
 
   explicit Model(const ModelConfig& c);
   Model(const ModelConfig& c, const Shard& sh);
@@ -42,6 +53,16 @@ void save_hf_model(const Model& m, const std::string& dir, const SaveOptions& op
 // query columns of c_attn as 1/sqrt(D)), so HF GPT-2 computes the same logits. A non-μP model
 // is copied unchanged.
 std::unique_ptr<Model> export_for_hf(const Model& m);
+
+// Sets the GEMM precision: BF16 builds the bf16 copy of params; where the CPU has no bf16
+// GEMMs it warns once and stays in fp32 (see usable_precision). Returns the precision in use.
+Precision set_precision(Model& m, Precision p);
+// Rounds params into params_bf16 again (after the fp32 master weights changed). No-op in fp32.
+void refresh_bf16_copy(Model& m);
+// Inference with bf16 weights in memory: returns the fp32 pages of every matrix (the blocks'
+// four, wte, an untied lm_head) to the system, halving their footprint. Requires BF16; the
+// model must not be trained or saved afterwards (its fp32 matrices read as zeros).
+void release_fp32_matrices(Model& m);
 
 struct InitOptions {
   uint64_t seed = 1234;

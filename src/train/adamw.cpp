@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/dtype.h"
 #include "core/error.h"
 
 namespace wafer {
@@ -29,7 +30,26 @@ std::vector<ParamGroup> param_groups(const ModelConfig& c) {
 AdamW::AdamW(size_t n, std::vector<ParamGroup> groups, const AdamWOptions& o)
     : groups_(std::move(groups)), o_(o), m_(n, 0.0f), v_(n, 0.0f) {}
 
-void AdamW::step(float* params, const float* grads, double lr) {
+namespace {
+// One group's update; Bf16 writes the rounded parameters too (a separate instantiation, so
+// the fp32 loop carries no branch).
+template <bool Bf16>
+void adamw_update(float* p, float* m, float* v, const float* gr, uint16_t* p16, size_t n, float grad_scale,
+                  float decay, float step_size, float b1, float b2, float inv_sqrt_bc2, float eps) {
+#pragma omp parallel for simd schedule(static)
+  for (size_t i = 0; i < n; ++i) {
+    const float g = gr[i] * grad_scale;
+    float pi = p[i] * decay;
+    const float mi = b1 * m[i] + (1.0f - b1) * g;
+    const float vi = b2 * v[i] + (1.0f - b2) * g * g;
+    pi -= step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+    m[i] = mi, v[i] = vi, p[i] = pi;
+    if constexpr (Bf16) p16[i] = f32_to_bf16(pi);
+  }
+}
+}  // namespace
+
+void AdamW::step(float* params, const float* grads, double lr, float grad_scale, uint16_t* params_bf16) {
   ++t_;
   const double bc1 = 1.0 - std::pow(o_.beta1, double(t_)), bc2 = 1.0 - std::pow(o_.beta2, double(t_));
   const float b1 = float(o_.beta1), b2 = float(o_.beta2), eps = float(o_.eps);
@@ -38,16 +58,12 @@ void AdamW::step(float* params, const float* grads, double lr) {
     const float decay = g.decay ? float(1.0 - lr * g.lr_mult * o_.weight_decay) : 1.0f;
     const float step_size = float(lr * g.lr_mult / bc1);
     float* p = params + g.offset;
-    const float* gr = grads + g.offset;
-    float* m = m_.data() + g.offset;
-    float* v = v_.data() + g.offset;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < g.size; ++i) {
-      p[i] *= decay;
-      m[i] = b1 * m[i] + (1.0f - b1) * gr[i];
-      v[i] = b2 * v[i] + (1.0f - b2) * gr[i] * gr[i];
-      p[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
-    }
+    if (params_bf16)
+      adamw_update<true>(p, m_.data() + g.offset, v_.data() + g.offset, grads + g.offset, params_bf16 + g.offset,
+                         g.size, grad_scale, decay, step_size, b1, b2, inv_sqrt_bc2, eps);
+    else
+      adamw_update<false>(p, m_.data() + g.offset, v_.data() + g.offset, grads + g.offset, nullptr, g.size,
+                          grad_scale, decay, step_size, b1, b2, inv_sqrt_bc2, eps);
   }
 }
 
@@ -58,7 +74,9 @@ double grad_norm(const float* grads, size_t n) {
 #pragma omp parallel for schedule(static)
   for (size_t k = 0; k < nchunks; ++k) {
     double s = 0.0;
-    for (size_t i = k * chunk; i < std::min(n, (k + 1) * chunk); ++i) s += double(grads[i]) * double(grads[i]);
+    const size_t end = std::min(n, (k + 1) * chunk);
+#pragma omp simd reduction(+ : s)
+    for (size_t i = k * chunk; i < end; ++i) s += double(grads[i]) * double(grads[i]);
     partial[k] = s;
   }
   double total = 0.0;
@@ -66,12 +84,10 @@ double grad_norm(const float* grads, size_t n) {
   return std::sqrt(total);
 }
 
-void clip_grads(float* grads, size_t n, double norm, double max_norm) {
+float clip_coefficient(double norm, double max_norm) {
   const double coef = max_norm / (norm + 1e-6);
-  if (coef >= 1.0) return;
-  const float c = float(coef);
-#pragma omp parallel for schedule(static)
-  for (size_t i = 0; i < n; ++i) grads[i] *= c;
+  return coef >= 1.0 ? 1.0f : float(coef);
 }
+
 
 }  // namespace wafer

@@ -33,8 +33,10 @@ std::vector<ParamGroup> param_groups(const ModelConfig& c, const Shard& sh, size
 class AdamW {
  public:
   AdamW(size_t n, std::vector<ParamGroup> groups, const AdamWOptions& o);
-  // One step with base learning rate `lr` on params[n] given grads[n]; t counts from 1.
-  void step(float* params, const float* grads, double lr);
+  // One step with base learning rate `lr` on params[n] given grads[n]; t counts from 1. The
+  // gradients are read as grad_scale · grads (clipping folded into the same pass), and with
+  // `params_bf16` the updated parameters are also rounded into it (the bf16 GEMMs' copy).
+  void step(float* params, const float* grads, double lr, float grad_scale = 1.0f, uint16_t* params_bf16 = nullptr);
 
   int64_t t() const { return t_; }
   std::vector<float>& m() { return m_; }  // [n] first moments
@@ -53,7 +55,7 @@ class AdamW {
 
 // Global L2 norm of grads[n] (double accumulation, fixed order: reproducible).
 double grad_norm(const float* grads, size_t n);
-// torch.nn.utils.clip_grad_norm_: scales grads by max_norm / (norm + 1e-6) when that is < 1.
-void clip_grads(float* grads, size_t n, double norm, double max_norm);
+// torch.nn.utils.clip_grad_norm_'s factor: max_norm / (norm + 1e-6) when that is < 1, else 1.
+float clip_coefficient(double norm, double max_norm);
 
 }  // namespace wafer

@@ -140,14 +140,15 @@ StepResult TrainStep::step(const std::vector<Batch>& micro_batches, double lr) {
               std::isfinite(r.loss) ? "gradient norm" : "loss", " (loss ", r.loss, ", grad norm ", r.grad_norm,
               "); parameters left as they were");
   if (!par_.layout.zero) {
-    if (clip_norm_ > 0) clip_grads(grads_.data(), n_, r.grad_norm, clip_norm_);
-    adamw_.step(m_.params.data(), grads_.data(), lr);
+    // Clipping and the bf16 copy the GEMMs read ride along in AdamW's one pass over the buffer.
+    const float scale = clip_norm_ > 0 ? clip_coefficient(r.grad_norm, clip_norm_) : 1.0f;
+    adamw_.step(m_.params.data(), grads_.data(), lr, scale, m_.params_bf16.empty() ? nullptr : m_.params_bf16.data());
     return r;
   }
   // ZeRO-1: update this rank's range, then every rank gathers the whole shard's parameters.
   const size_t lo = size_t(dpcp_.rank()) * part_, len = std::min(n_, lo + part_) - std::min(n_, lo);
-  if (clip_norm_ > 0) clip_grads(grad_part_.data(), len, r.grad_norm, clip_norm_);
-  if (len > 0) adamw_.step(m_.params.data() + lo, grad_part_.data(), lr);
+  const float scale = clip_norm_ > 0 ? clip_coefficient(r.grad_norm, clip_norm_) : 1.0f;
+  if (len > 0) adamw_.step(m_.params.data() + lo, grad_part_.data(), lr, scale);
   std::vector<float> mine(part_, 0.0f), all(part_ * size_t(dpcp_.size()));
   std::copy(m_.params.begin() + long(std::min(n_, lo)), m_.params.begin() + long(std::min(n_, lo + part_)),
             mine.begin());
@@ -157,6 +158,7 @@ StepResult TrainStep::step(const std::vector<Batch>& micro_batches, double lr) {
   std::copy(all.begin(), all.begin() + long(n_), m_.params.begin());
   r.bytes.dp += dpcp_.bytes_sent() - sent;  // the step's traffic includes the parameter all-gather
   r.comm_s += dpcp_.seconds() - waited;
+  refresh_bf16_copy(m_);
   return r;
 }
 

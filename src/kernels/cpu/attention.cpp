@@ -1,11 +1,15 @@
-// kernels/cpu/attention.cpp: tiles of kQueryTile query rows against blocks of kKeyBlock keys.
-// Each key block is transposed once into a [D, kKeyBlock] tile so a row's scores are a sum over
-// d of q[d]·kt[d, :], vectorised across keys; the tile is reused by every row of the query tile.
+// kernels/cpu/attention.cpp: tiles of kQueryTile query rows against blocks of kKeyBlock keys,
+// each tile-block product a small sgemm (OpenBLAS runs single-threaded inside our parallel
+// region, one (batch, head[, tile]) per thread). Scratch per thread is one [kQueryTile,
+// kKeyBlock] score tile or two, whatever T is: memory linear in T. Causal tiles stop at the
+// last key their last row sees, so the masked triangle is skipped at tile granularity.
 //
 // Online softmax per row, after each block of scores s_j:
 //   m' = max(m, max_j s_j);  l' = l·e^(m-m') + Σ_j e^(s_j-m');  acc' = acc·e^(m-m') + Σ_j e^(s_j-m')·v_j
 // and at the end out = acc/l, lse = m + log l.
 #include "kernels/cpu/attention.h"
+
+#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
@@ -17,8 +21,8 @@
 namespace wafer {
 
 namespace {
-constexpr int64_t kQueryTile = 32;
-constexpr int64_t kKeyBlock = 64;
+constexpr int64_t kQueryTile = 64;
+constexpr int64_t kKeyBlock = 256;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Keys a query row may see: [0, visible_end).
@@ -32,66 +36,58 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   const int64_t n_tiles = (Tq + kQueryTile - 1) / kQueryTile;
 #pragma omp parallel
   {
-    std::vector<float> kt(static_cast<size_t>(D * kKeyBlock)), scores(kKeyBlock), m(kQueryTile), l(kQueryTile);
-    std::vector<float> acc(static_cast<size_t>(kQueryTile * D)), qs(static_cast<size_t>(D));
+    std::vector<float> sc(static_cast<size_t>(kQueryTile * kKeyBlock)), acc(static_cast<size_t>(kQueryTile * D));
+    float m[kQueryTile], l[kQueryTile];
 #pragma omp for collapse(3) schedule(dynamic)
     for (int64_t b = 0; b < B; ++b)
       for (int64_t h = 0; h < H; ++h)
         for (int64_t tile = 0; tile < n_tiles; ++tile) {
-          const int64_t i0 = tile * kQueryTile, i1 = std::min(Tq, i0 + kQueryTile);
-          std::fill(m.begin(), m.end(), kNegInf);
-          std::fill(l.begin(), l.end(), 0.0f);
-          std::fill(acc.begin(), acc.end(), 0.0f);
-          const int64_t k_end = visible_end(s, i1 - 1);
-          const float* kb = k + b * s.kv_batch + h * D;
-          const float* vb = v + b * s.kv_batch + h * D;
+          const int64_t i0 = tile * kQueryTile, i1 = std::min(Tq, i0 + kQueryTile), mq = i1 - i0;
+          const int64_t k_end = visible_end(s, i1 - 1);  // the tile's last row sees the most keys
+          std::fill(m, m + mq, kNegInf);
+          std::fill(l, l + mq, 0.0f);
+          std::fill(acc.begin(), acc.begin() + mq * D, 0.0f);
+          const float* qt = q + b * s.q_batch + i0 * s.q_row + h * D;
           for (int64_t j0 = 0; j0 < k_end; j0 += kKeyBlock) {
-            const int64_t j1 = std::min(k_end, j0 + kKeyBlock);
-            for (int64_t j = j0; j < j1; ++j)
-              for (int64_t d = 0; d < D; ++d) kt[size_t(d * kKeyBlock + (j - j0))] = kb[j * s.kv_row + d];
-            for (int64_t i = i0; i < i1; ++i) {
-              const int64_t lim = std::min(j1, visible_end(s, i));
-              if (lim <= j0) continue;
-              const int64_t nk = lim - j0;
-              const float* qrow = q + b * s.q_batch + i * s.q_row + h * D;
-              for (int64_t d = 0; d < D; ++d) qs[size_t(d)] = qrow[d] * s.scale;
-              float* sc = scores.data();
-              for (int64_t j = 0; j < nk; ++j) sc[j] = 0.0f;
-              for (int64_t d = 0; d < D; ++d) {
-                const float qd = qs[size_t(d)];
-                const float* ktd = kt.data() + d * kKeyBlock;
-                for (int64_t j = 0; j < nk; ++j) sc[j] += qd * ktd[j];
+            const int64_t nk = std::min(k_end, j0 + kKeyBlock) - j0;
+            const float* kb = k + b * s.kv_batch + j0 * s.kv_row + h * D;
+            const float* vb = v + b * s.kv_batch + j0 * s.kv_row + h * D;
+            // S[mq, nk] = scale · Q_tile[mq, D] · K_blockᵀ
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(mq), int(nk), int(D), s.scale, qt, int(s.q_row), kb,
+                        int(s.kv_row), 0.0f, sc.data(), int(kKeyBlock));
+            for (int64_t r = 0; r < mq; ++r) {
+              float* row = sc.data() + r * kKeyBlock;
+              const int64_t seen = std::min(nk, visible_end(s, i0 + r) - j0);  // keys of the block row r sees
+              if (seen <= 0) {
+                std::fill(row, row + nk, 0.0f);
+                continue;
               }
               float block_max = kNegInf;
 #pragma omp simd reduction(max : block_max)
-              for (int64_t j = 0; j < nk; ++j) block_max = std::max(block_max, sc[j]);
-              const int64_t r = i - i0;
-              const float m_new = std::max(m[size_t(r)], block_max);
-              const float corr = fast_exp(m[size_t(r)] - m_new);  // 0 when m was -inf
+              for (int64_t j = 0; j < seen; ++j) block_max = std::max(block_max, row[j]);
+              const float m_new = std::max(m[r], block_max);
+              const float corr = fast_exp(m[r] - m_new);  // 0 when m was -inf
               float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
               for (int64_t j = 0; j < nk; ++j) {
-                sc[j] = fast_exp(sc[j] - m_new);
-                sum += sc[j];
+                const float p = j < seen ? fast_exp(row[j] - m_new) : 0.0f;
+                row[j] = p;
+                sum += p;
               }
-              l[size_t(r)] = l[size_t(r)] * corr + sum;
-              m[size_t(r)] = m_new;
+              l[r] = l[r] * corr + sum;
+              m[r] = m_new;
               float* a = acc.data() + r * D;
               for (int64_t d = 0; d < D; ++d) a[d] *= corr;
-              for (int64_t j = 0; j < nk; ++j) {
-                const float p = sc[j];
-                const float* vj = vb + (j0 + j) * s.kv_row;
-                for (int64_t d = 0; d < D; ++d) a[d] += p * vj[d];
-              }
             }
+            // acc[mq, D] += P[mq, nk] · V_block[nk, D]
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(mq), int(D), int(nk), 1.0f, sc.data(),
+                        int(kKeyBlock), vb, int(s.kv_row), 1.0f, acc.data(), int(D));
           }
-          for (int64_t i = i0; i < i1; ++i) {
-            const int64_t r = i - i0;
-            float* o = out + b * s.out_batch + i * s.out_row + h * D;
-            const float li = l[size_t(r)];
-            const float inv = li > 0.0f ? 1.0f / li : 0.0f;
+          for (int64_t r = 0; r < mq; ++r) {
+            float* o = out + b * s.out_batch + (i0 + r) * s.out_row + h * D;
+            const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
             for (int64_t d = 0; d < D; ++d) o[d] = acc[size_t(r * D + d)] * inv;
-            lse[(b * H + h) * Tq + i] = li > 0.0f ? m[size_t(r)] + std::log(li) : kNegInf;
+            lse[(b * H + h) * Tq + i0 + r] = l[r] > 0.0f ? m[r] + std::log(l[r]) : kNegInf;
           }
         }
   }
@@ -125,23 +121,24 @@ void attention_forward_naive(float* out, float* lse, const float* q, const float
       }
 }
 
-// Backward by key blocks: each (batch, head) pair walks its keys in blocks of kKeyBlock, keeps
-// the block's K and V transposed ([D, kKeyBlock]) and its dK, dV accumulators likewise, and
-// passes every query row that sees the block over it. Every per-row step is a loop across the
-// block's keys, so it vectorises whatever D is; dK and dV are written back once per block.
+// Backward by key blocks, FlashAttention-2 style: each (batch, head) pair walks its keys in
+// blocks and, for each, the query tiles that see the block, recomputing P from the saved lse:
+//   S = scale·Q_t·K_bᵀ;  P = exp(S - lse);  dP = dO_t·V_bᵀ;  dS = P∘(dP - D_i)·scale
+//   dV_b += Pᵀ·dO_t;  dK_b += dSᵀ·Q_t;  dQ_t += dS·K_b
+// with D_i = dout_i·out_i. The pair owns its dQ, dK, dV slices, so the sgemms accumulate into
+// them in place.
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
                         const float* q, const float* k, const float* v, const AttentionShape& s) {
   const int64_t D = s.D, Tq = s.Tq;
 #pragma omp parallel
   {
-    const size_t tile = static_cast<size_t>(D * kKeyBlock);
-    std::vector<float> kt(tile), vt(tile), dkt(tile), dvt(tile), di(static_cast<size_t>(Tq));
-    float sc[kKeyBlock], dp[kKeyBlock];
+    const size_t tile = static_cast<size_t>(kQueryTile * kKeyBlock);
+    std::vector<float> p(tile), dp(tile), di(static_cast<size_t>(Tq));
 #pragma omp for collapse(2) schedule(dynamic)
     for (int64_t b = 0; b < s.B; ++b)
       for (int64_t h = 0; h < s.H; ++h) {
         const float* lse_bh = lse + (b * s.H + h) * Tq;
-        for (int64_t i = 0; i < Tq; ++i) {  // D_i = dout_i · out_i
+        for (int64_t i = 0; i < Tq; ++i) {
           const float* doi = dout + b * s.out_batch + i * s.out_row + h * D;
           const float* oi = out + b * s.out_batch + i * s.out_row + h * D;
           float acc = 0.0f;
@@ -151,65 +148,39 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
         }
         for (int64_t j0 = 0; j0 < s.Tk; j0 += kKeyBlock) {
           const int64_t nj = std::min(kKeyBlock, s.Tk - j0);
-          for (int64_t j = 0; j < nj; ++j) {
-            const int64_t off = b * s.kv_batch + (j0 + j) * s.kv_row + h * D;
-            for (int64_t d = 0; d < D; ++d) {
-              kt[size_t(d * kKeyBlock + j)] = k[off + d];
-              vt[size_t(d * kKeyBlock + j)] = v[off + d];
-            }
-          }
-          std::fill(dkt.begin(), dkt.end(), 0.0f);
-          std::fill(dvt.begin(), dvt.end(), 0.0f);
+          const int64_t kv_off = b * s.kv_batch + j0 * s.kv_row + h * D;
           // Causal: rows before j0 - q_pos0 see none of this block.
-          const int64_t i0 = s.causal ? std::max<int64_t>(0, j0 - s.q_pos0) : 0;
-          for (int64_t i = i0; i < Tq; ++i) {
-            const float l = lse_bh[i];
-            if (l == kNegInf) continue;
-            const int64_t seen = std::min(nj, visible_end(s, i) - j0);  // keys of the block row i sees
-            if (seen <= 0) continue;
-            const float* qi = q + b * s.q_batch + i * s.q_row + h * D;
-            const float* doi = dout + b * s.out_batch + i * s.out_row + h * D;
-            float* dqi = dq + b * s.q_batch + i * s.q_row + h * D;
-            for (int64_t j = 0; j < kKeyBlock; ++j) sc[j] = 0.0f, dp[j] = 0.0f;
-            for (int64_t d = 0; d < D; ++d) {
-              const float qd = qi[d], dod = doi[d];
-              const float* ktd = kt.data() + d * kKeyBlock;
-              const float* vtd = vt.data() + d * kKeyBlock;
+          const int64_t first = s.causal ? std::max<int64_t>(0, j0 - s.q_pos0) : 0;
+          for (int64_t i0 = first; i0 < Tq; i0 += kQueryTile) {
+            const int64_t i1 = std::min(Tq, i0 + kQueryTile), mq = i1 - i0;
+            const int64_t nk = std::min(nj, visible_end(s, i1 - 1) - j0);
+            if (nk <= 0) continue;
+            const float* qt = q + b * s.q_batch + i0 * s.q_row + h * D;
+            const float* dot = dout + b * s.out_batch + i0 * s.out_row + h * D;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(mq), int(nk), int(D), s.scale, qt, int(s.q_row),
+                        k + kv_off, int(s.kv_row), 0.0f, p.data(), int(kKeyBlock));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(mq), int(nk), int(D), 1.0f, dot, int(s.out_row),
+                        v + kv_off, int(s.kv_row), 0.0f, dp.data(), int(kKeyBlock));
+            for (int64_t r = 0; r < mq; ++r) {
+              const int64_t i = i0 + r;
+              const float l = lse_bh[i], dii = di[size_t(i)], scale = s.scale;
+              const int64_t seen = l == kNegInf ? 0 : std::min(nk, visible_end(s, i) - j0);
+              float* pr = p.data() + r * kKeyBlock;
+              float* dpr = dp.data() + r * kKeyBlock;
 #pragma omp simd
-              for (int64_t j = 0; j < kKeyBlock; ++j) {
-                sc[j] += qd * ktd[j];
-                dp[j] += dod * vtd[j];
+              for (int64_t j = 0; j < nk; ++j) {
+                const float pj = j < seen ? fast_exp(pr[j] - l) : 0.0f;
+                pr[j] = pj;
+                dpr[j] = pj * (dpr[j] - dii) * scale;
               }
             }
-            // p_j = exp(s_j - lse_i); ds_j = p_j (dp_j - D_i) · scale; masked keys get 0.
-            const float dii = di[size_t(i)], scale = s.scale;
-#pragma omp simd
-            for (int64_t j = 0; j < kKeyBlock; ++j) {
-              const float p = j < seen ? fast_exp(sc[j] * scale - l) : 0.0f;
-              sc[j] = p;
-              dp[j] = p * (dp[j] - dii) * scale;
-            }
-            for (int64_t d = 0; d < D; ++d) {
-              const float qd = qi[d], dod = doi[d];
-              const float* ktd = kt.data() + d * kKeyBlock;
-              float* dktd = dkt.data() + d * kKeyBlock;
-              float* dvtd = dvt.data() + d * kKeyBlock;
-              float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-              for (int64_t j = 0; j < kKeyBlock; ++j) {
-                dvtd[j] += sc[j] * dod;
-                dktd[j] += dp[j] * qd;
-                acc += dp[j] * ktd[j];
-              }
-              dqi[d] += acc;
-            }
-          }
-          for (int64_t j = 0; j < nj; ++j) {
-            const int64_t off = b * s.kv_batch + (j0 + j) * s.kv_row + h * D;
-            for (int64_t d = 0; d < D; ++d) {
-              dk[off + d] += dkt[size_t(d * kKeyBlock + j)];
-              dv[off + d] += dvt[size_t(d * kKeyBlock + j)];
-            }
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(nk), int(D), int(mq), 1.0f, p.data(),
+                        int(kKeyBlock), dot, int(s.out_row), 1.0f, dv + kv_off, int(s.kv_row));
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(nk), int(D), int(mq), 1.0f, dp.data(),
+                        int(kKeyBlock), qt, int(s.q_row), 1.0f, dk + kv_off, int(s.kv_row));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(mq), int(D), int(nk), 1.0f, dp.data(),
+                        int(kKeyBlock), k + kv_off, int(s.kv_row), 1.0f, dq + b * s.q_batch + i0 * s.q_row + h * D,
+                        int(s.q_row));
           }
         }
       }

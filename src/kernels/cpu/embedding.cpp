@@ -3,10 +3,17 @@
 
 #include <algorithm>
 
+#include "core/dtype.h"
+
 namespace wafer {
 
-void embedding_forward(float* out, const int32_t* tokens, const float* wte, int64_t v0, int64_t Vl, int64_t N,
-                       int64_t C, float scale) {
+namespace {
+inline float widen(float v) { return v; }
+inline float widen(uint16_t v) { return bf16_to_f32(v); }
+
+template <typename W>
+void embedding_rows(float* out, const int32_t* tokens, const W* wte, int64_t v0, int64_t Vl, int64_t N, int64_t C,
+                    float scale) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
     const int64_t row = int64_t(tokens[n]) - v0;
@@ -15,9 +22,20 @@ void embedding_forward(float* out, const int32_t* tokens, const float* wte, int6
       std::fill(o, o + C, 0.0f);
       continue;
     }
-    const float* te = wte + row * C;
-    for (int64_t i = 0; i < C; ++i) o[i] = te[i] * scale;
+    const W* te = wte + row * C;
+    for (int64_t i = 0; i < C; ++i) o[i] = widen(te[i]) * scale;
   }
+}
+}  // namespace
+
+void embedding_forward(float* out, const int32_t* tokens, const float* wte, int64_t v0, int64_t Vl, int64_t N,
+                       int64_t C, float scale) {
+  embedding_rows(out, tokens, wte, v0, Vl, N, C, scale);
+}
+
+void embedding_forward(float* out, const int32_t* tokens, const uint16_t* wte, int64_t v0, int64_t Vl, int64_t N,
+                       int64_t C, float scale) {
+  embedding_rows(out, tokens, wte, v0, Vl, N, C, scale);
 }
 
 void position_embedding_forward(float* out, const int32_t* positions, const float* wpe, int64_t N, int64_t C,

@@ -10,6 +10,9 @@ namespace wafer {
 // (the whole table: v0 = 0, Vl = V).
 void embedding_forward(float* out, const int32_t* tokens, const float* wte, int64_t v0, int64_t Vl, int64_t N,
                        int64_t C, float scale);
+// The same from a bf16 table (inference with bf16 weights in memory).
+void embedding_forward(float* out, const int32_t* tokens, const uint16_t* wte, int64_t v0, int64_t Vl, int64_t N,
+                       int64_t C, float scale);
 // out[N, C] += scale · wpe[positions[n]].
 void position_embedding_forward(float* out, const int32_t* positions, const float* wpe, int64_t N, int64_t C,
                                 float scale);

@@ -15,7 +15,10 @@ inline float fast_exp(float x) {
   float xc = x < -87.0f ? -87.0f : x;
   xc = xc > 88.0f ? 88.0f : xc;
   // x = k·ln2 + r, |r| <= ln2/2 (Cody-Waite split of ln2), e^x = 2^k · e^r.
-  const float k = std::floor(xc * 1.44269504088896341f + 0.5f);
+  // k = round(x / ln2) by the 1.5·2^23 shifter: exact for |x/ln2| < 2^22, and unlike
+  // std::floor it vectorises without -fno-trapping-math.
+  constexpr float shifter = 12582912.0f;
+  const float k = (xc * 1.44269504088896341f + shifter) - shifter;
   const float r = xc - k * 0.693359375f + k * 2.12194440e-4f;
   // Cephes expf polynomial for e^r on [-ln2/2, ln2/2].
   float p = 1.9875691500e-4f;

@@ -1,62 +1,71 @@
-// kernels/cpu/matmul.cpp: sgemm calls. OpenBLAS (OpenMP build) runs on the same libgomp
-// thread pool as our own kernels, so the two never spin against each other.
+// kernels/cpu/matmul.cpp: each dense layer as GEMM calls in the weight's precision; a single row
+// goes to the streaming matrix-vector kernels instead (a GEMM would pack the weight first).
 #include "kernels/cpu/matmul.h"
 
-#include <cblas.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <cstring>
+
+#include "kernels/cpu/gemv.h"
 
 namespace wafer {
 
-void matmul_forward(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t C, int64_t OC) {
+namespace {
+// An activation operand: fp32 only (the bf16 path rounds it into scratch).
+GemmOperand act(const float* x, int64_t ld, bool trans = false) { return {x, nullptr, ld, trans}; }
+GemmOperand weight(WeightView w, int64_t ld, bool trans = false) { return {w.f32, w.bf16, ld, trans}; }
+}  // namespace
+
+void matmul_forward(float* out, const float* inp, WeightView w, const float* bias, int64_t N, int64_t C, int64_t OC) {
+  if (N == 1) {
+    gemv_forward(out, inp, w.f32, w.bf16, bias, C, OC);
+    return;
+  }
   float beta = 0.0f;
   if (bias) {
     for (int64_t n = 0; n < N; ++n) std::memcpy(out + n * OC, bias, size_t(OC) * sizeof(float));
     beta = 1.0f;
   }
-  if (N == 1) {  // decode: a matrix-vector product, bound by reading w once; gemm would pack it first
-    cblas_sgemv(CblasRowMajor, CblasTrans, int(C), int(OC), 1.0f, w, int(OC), inp, 1, beta, out, 1);
-    return;
-  }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(N), int(OC), int(C), 1.0f, inp, int(C), w, int(OC), beta,
-              out, int(OC));
+  gemm(w.precision(), N, OC, C, 1.0f, act(inp, C), weight(w, OC), beta, out, OC);
 }
 
-void matmul_forward_transposed(float* out, const float* inp, const float* w, int64_t N, int64_t C, int64_t V,
+void matmul_forward_transposed(float* out, const float* inp, WeightView w, int64_t N, int64_t C, int64_t V,
                                float scale) {
   if (N == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, int(V), int(C), scale, w, int(C), inp, 1, 0.0f, out, 1);
+    gemv_transposed(out, inp, w.f32, w.bf16, C, V, scale);
     return;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(N), int(V), int(C), scale, inp, int(C), w, int(C), 0.0f,
-              out, int(V));
+  gemm(w.precision(), N, V, C, scale, act(inp, C), weight(w, C, true), 0.0f, out, V);
 }
 
-void matmul_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w,
+void matmul_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, WeightView w,
                      int64_t N, int64_t C, int64_t OC) {
-  if (dinp)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(N), int(C), int(OC), 1.0f, dout, int(OC), w, int(OC), 1.0f,
-                dinp, int(C));
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(C), int(OC), int(N), 1.0f, inp, int(C), dout, int(OC), 1.0f,
-              dw, int(OC));
+  if (dinp) gemm(w.precision(), N, C, OC, 1.0f, act(dout, OC), weight(w, OC, true), 1.0f, dinp, C);
+  gemm(w.precision(), C, OC, N, 1.0f, act(inp, C, true), act(dout, OC), 1.0f, dw, OC);
   if (dbias) bias_backward(dbias, dout, N, OC);
 }
 
 void bias_backward(float* dbias, const float* dout, int64_t N, int64_t OC) {
-#pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < OC; ++o) {
-    float s = 0.0f;
-    for (int64_t n = 0; n < N; ++n) s += dout[n * OC + o];
-    dbias[o] += s;
+  // Each thread owns a strip of columns and walks the rows, so every load is a contiguous run
+  // and the strip's sums stay in L1; no two threads share an output.
+#pragma omp parallel
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t per = ((OC + nt - 1) / nt + 15) / 16 * 16;
+    const int64_t o0 = std::min(OC, per * t), o1 = std::min(OC, o0 + per);
+    for (int64_t n = 0; n < N; ++n) {
+      const float* row = dout + n * OC;
+#pragma omp simd
+      for (int64_t o = o0; o < o1; ++o) dbias[o] += row[o];
+    }
   }
 }
 
-void matmul_transposed_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, int64_t N,
+void matmul_transposed_backward(float* dinp, float* dw, const float* dout, const float* inp, WeightView w, int64_t N,
                                 int64_t C, int64_t V, float scale) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(N), int(C), int(V), scale, dout, int(V), w, int(C), 1.0f,
-              dinp, int(C));
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(V), int(C), int(N), scale, dout, int(V), inp, int(C), 1.0f,
-              dw, int(C));
+  gemm(w.precision(), N, C, V, scale, act(dout, V), weight(w, C), 1.0f, dinp, C);
+  gemm(w.precision(), V, C, N, scale, act(dout, V, true), act(inp, C), 1.0f, dw, C);
 }
 
 void matmul_forward_naive(float* out, const float* inp, const float* w, const float* bias, int64_t N, int64_t C,
