@@ -5,7 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export OMP_WAIT_POLICY=PASSIVE
 bash scripts/build.sh build
 W=build/wafer
 RUN=runs/main

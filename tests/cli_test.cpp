@@ -30,7 +30,10 @@ const nlohmann::json& model(const std::string& name) {
 }
 std::string join(const std::vector<int32_t>& v) {
   std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(v[i]);
+  }
   return s;
 }
 std::string last_line(const std::string& s) {
@@ -124,7 +127,10 @@ TEST(Cli, LogitsWritesOneTensor) {
   const auto* ids = reinterpret_cast<const int64_t*>(exp.tensors().at("input_ids").data);
   const int64_t T = exp.tensors().at("input_ids").shape[1];
   std::string s;
-  for (int64_t t = 0; t < T; ++t) s += (t ? "," : "") + std::to_string(ids[t]);
+  for (int64_t t = 0; t < T; ++t) {
+    if (t) s += ',';
+    s += std::to_string(ids[t]);
+  }
   std::string out = test::temp_dir("logits") + "/l.safetensors";
   auto r = run_command(W() + " logits --model " + dir + " --ids " + s + " --out " + out);
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -145,7 +151,10 @@ TEST(Cli, BadInputFailsCleanlyAndLeavesFilesAlone) {
   std::string out = test::temp_dir("keep") + "/l.safetensors";
   std::ofstream(out) << "precious";
   std::string long_ids;
-  for (int i = 0; i < 65; ++i) long_ids += (i ? "," : "") + std::to_string(i);
+  for (int i = 0; i < 65; ++i) {
+    if (i) long_ids += ',';
+    long_ids += std::to_string(i);
+  }
   expect_clean_failure(W() + " logits --model " + good + " --ids 1,2,50257 --out " + out, "out of the vocabulary");
   expect_clean_failure(W() + " logits --model " + good + " --ids " + long_ids + " --out " + out, "exceed the model's context");
   EXPECT_EQ(read_file(out), "precious");

@@ -55,7 +55,9 @@ TEST(Comm, BroadcastReduceBarrier) {
   EXPECT_EQ(v, 42);
   float x = 1.0f + float(g.rank());
   g.reduce_sum(&x, 1, 0);
-  if (g.rank() == 0) EXPECT_EQ(x, 6.0f);
+  if (g.rank() == 0) {
+    EXPECT_EQ(x, 6.0f);
+  }
   g.barrier();
 }
 

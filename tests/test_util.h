@@ -1,7 +1,9 @@
 // tests/test_util.h: what the tests share: paths, running commands, temp folders, the
 // PyTorch reference models (made once per test binary by tools/pyref/make_reference.py).
 #pragma once
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace wafer::test {
 
@@ -16,6 +18,9 @@ struct CommandResult {
   std::string out;  // stdout
   std::string err;  // stderr
 };
+// n samples of N(0, scale²) from a seeded generator (the same numbers on every run).
+std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f);
+
 // Runs `cmd` with /bin/sh, `input` on stdin; captures stdout and stderr.
 CommandResult run_command(const std::string& cmd, const std::string& input = "");
 

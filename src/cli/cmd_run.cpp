@@ -96,7 +96,10 @@ void add_generate_command(CLI::App& app) {
     if (tok) std::fputc('\n', stdout);
     if (o->print_ids || !tok) {
       std::string line;
-      for (size_t k = 0; k < r.tokens.size(); ++k) line += (k ? "," : "") + std::to_string(r.tokens[k]);
+      for (size_t k = 0; k < r.tokens.size(); ++k) {
+        if (k) line += ',';
+        line += std::to_string(r.tokens[k]);
+      }
       std::printf("%s\n", line.c_str());
     }
     std::fflush(stdout);

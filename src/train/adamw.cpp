@@ -6,6 +6,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "kernels/cpu/cpu_isa.h"
 
 namespace wafer {
 
@@ -34,7 +35,7 @@ namespace {
 // One group's update; Bf16 writes the rounded parameters too (a separate instantiation, so
 // the fp32 loop carries no branch).
 template <bool Bf16>
-void adamw_update(float* p, float* m, float* v, const float* gr, uint16_t* p16, size_t n, float grad_scale,
+WAFER_KERNEL void adamw_update(float* p, float* m, float* v, const float* gr, uint16_t* p16, size_t n, float grad_scale,
                   float decay, float step_size, float b1, float b2, float inv_sqrt_bc2, float eps) {
 #pragma omp parallel for simd schedule(static)
   for (size_t i = 0; i < n; ++i) {
@@ -67,7 +68,7 @@ void AdamW::step(float* params, const float* grads, double lr, float grad_scale,
   }
 }
 
-double grad_norm(const float* grads, size_t n) {
+WAFER_KERNEL double grad_norm(const float* grads, size_t n) {
   // Fixed-size chunks summed in order: the same result whatever the thread count.
   const size_t chunk = 1 << 16, nchunks = (n + chunk - 1) / chunk;
   std::vector<double> partial(nchunks, 0.0);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels/cpu/fast_math.h"
+#include "kernels/cpu/cpu_isa.h"
 
 namespace wafer {
 
@@ -31,7 +32,7 @@ inline int64_t visible_end(const AttentionShape& s, int64_t i) {
 }
 }  // namespace
 
-void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const AttentionShape& s) {
+WAFER_KERNEL void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const AttentionShape& s) {
   const int64_t B = s.B, H = s.H, D = s.D, Tq = s.Tq;
   const int64_t n_tiles = (Tq + kQueryTile - 1) / kQueryTile;
 #pragma omp parallel
@@ -127,7 +128,7 @@ void attention_forward_naive(float* out, float* lse, const float* q, const float
 //   dV_b += Pᵀ·dO_t;  dK_b += dSᵀ·Q_t;  dQ_t += dS·K_b
 // with D_i = dout_i·out_i. The pair owns its dQ, dK, dV slices, so the sgemms accumulate into
 // them in place.
-void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
+WAFER_KERNEL void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* out, const float* lse,
                         const float* q, const float* k, const float* v, const AttentionShape& s) {
   const int64_t D = s.D, Tq = s.Tq;
 #pragma omp parallel
@@ -187,7 +188,7 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   }
 }
 
-void attention_merge(float* out1, float* lse1, const float* out2, const float* lse2, int64_t B, int64_t T, int64_t H,
+WAFER_KERNEL void attention_merge(float* out1, float* lse1, const float* out2, const float* lse2, int64_t B, int64_t T, int64_t H,
                      int64_t D) {
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < B; ++b)

@@ -1,8 +1,13 @@
-// kernels/cpu/cpu_isa.h: which vector instruction set our hand-written kernels use, chosen at
-// run time: AVX-512 where the CPU has it, else AVX2+FMA, else the compiler's baseline. The
-// environment variable WAFER_MAX_ISA (avx512, avx2, generic) caps the choice, so one binary
-// can be tested and benchmarked on every path.
+// kernels/cpu/cpu_isa.h: which vector instruction set our kernels use, chosen at run time:
+// AVX-512 where the CPU has it, else AVX2+FMA, else the compiler's baseline.
+// The decode kernels (gemv.cpp) dispatch on kernel_isa(), which the environment variable
+// WAFER_MAX_ISA (avx512, avx2, generic) caps, so one binary tests and benchmarks every path.
 #pragma once
+
+// The other kernels are compiled three times, for x86-64-v4 (AVX-512), x86-64-v3 (AVX2+FMA)
+// and the baseline, and the loader picks one per CPU (GCC target_clones: an ifunc resolved at
+// start-up; the OpenMP bodies inside are cloned with their function).
+#define WAFER_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
 namespace wafer {
 

@@ -6,10 +6,11 @@
 #include <vector>
 
 #include "kernels/cpu/fast_math.h"
+#include "kernels/cpu/cpu_isa.h"
 
 namespace wafer {
 
-void cross_entropy_shard_max(float* rowmax, const float* logits, int64_t N, int64_t Vl, int64_t valid) {
+WAFER_KERNEL void cross_entropy_shard_max(float* rowmax, const float* logits, int64_t N, int64_t Vl, int64_t valid) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
     const float* row = logits + n * Vl;
@@ -20,7 +21,7 @@ void cross_entropy_shard_max(float* rowmax, const float* logits, int64_t N, int6
   }
 }
 
-void cross_entropy_shard_sums(double* sumexp, double* target_logit, const float* logits, const int32_t* targets,
+WAFER_KERNEL void cross_entropy_shard_sums(double* sumexp, double* target_logit, const float* logits, const int32_t* targets,
                               const float* rowmax, int64_t N, int64_t Vl, int64_t v0, int64_t valid) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
@@ -35,7 +36,7 @@ void cross_entropy_shard_sums(double* sumexp, double* target_logit, const float*
   }
 }
 
-void cross_entropy_shard_backward(float* dlogits, const float* logits, const int32_t* targets, const float* dloss,
+WAFER_KERNEL void cross_entropy_shard_backward(float* dlogits, const float* logits, const int32_t* targets, const float* dloss,
                                   const float* rowmax, const double* sumexp, int64_t N, int64_t Vl, int64_t v0,
                                   int64_t valid) {
 #pragma omp parallel for schedule(static)

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/dtype.h"
+#include "kernels/cpu/cpu_isa.h"
 
 namespace wafer {
 
@@ -12,7 +13,7 @@ inline float widen(float v) { return v; }
 inline float widen(uint16_t v) { return bf16_to_f32(v); }
 
 template <typename W>
-void embedding_rows(float* out, const int32_t* tokens, const W* wte, int64_t v0, int64_t Vl, int64_t N, int64_t C,
+WAFER_KERNEL void embedding_rows(float* out, const int32_t* tokens, const W* wte, int64_t v0, int64_t Vl, int64_t N, int64_t C,
                     float scale) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
@@ -38,7 +39,7 @@ void embedding_forward(float* out, const int32_t* tokens, const uint16_t* wte, i
   embedding_rows(out, tokens, wte, v0, Vl, N, C, scale);
 }
 
-void position_embedding_forward(float* out, const int32_t* positions, const float* wpe, int64_t N, int64_t C,
+WAFER_KERNEL void position_embedding_forward(float* out, const int32_t* positions, const float* wpe, int64_t N, int64_t C,
                                 float scale) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
@@ -48,7 +49,7 @@ void position_embedding_forward(float* out, const int32_t* positions, const floa
   }
 }
 
-void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int64_t v0, int64_t Vl, int64_t N,
+WAFER_KERNEL void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, int64_t v0, int64_t Vl, int64_t N,
                         int64_t C, float scale) {
   const int64_t chunk = 64;
 #pragma omp parallel for schedule(static)
@@ -64,7 +65,7 @@ void embedding_backward(float* dwte, const float* dout, const int32_t* tokens, i
   }
 }
 
-void position_embedding_backward(float* dwpe, const float* dout, const int32_t* positions, int64_t N, int64_t C,
+WAFER_KERNEL void position_embedding_backward(float* dwpe, const float* dout, const int32_t* positions, int64_t N, int64_t C,
                                  float scale) {
   const int64_t chunk = 64;
 #pragma omp parallel for schedule(static)
@@ -78,12 +79,12 @@ void position_embedding_backward(float* dwpe, const float* dout, const int32_t* 
   }
 }
 
-void residual_forward(float* out, const float* a, const float* b, int64_t n) {
+WAFER_KERNEL void residual_forward(float* out, const float* a, const float* b, int64_t n) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
 }
 
-void residual_bias_forward(float* out, const float* a, const float* b, const float* bias, int64_t N, int64_t C) {
+WAFER_KERNEL void residual_bias_forward(float* out, const float* a, const float* b, const float* bias, int64_t N, int64_t C) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n)
 #pragma omp simd

@@ -4,16 +4,17 @@
 #include <cmath>
 
 #include "kernels/cpu/fast_math.h"
+#include "kernels/cpu/cpu_isa.h"
 
 namespace wafer {
 
-void gelu_erf_forward(float* out, const float* inp, int64_t n) {
+WAFER_KERNEL void gelu_erf_forward(float* out, const float* inp, int64_t n) {
   const float inv_sqrt2 = 0.70710678118654752f;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) out[i] = 0.5f * inp[i] * (1.0f + fast_erf(inp[i] * inv_sqrt2));
 }
 
-void gelu_tanh_forward(float* out, const float* inp, int64_t n) {
+WAFER_KERNEL void gelu_tanh_forward(float* out, const float* inp, int64_t n) {
   const float k = 0.79788456080286536f;  // sqrt(2/pi)
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
@@ -23,7 +24,7 @@ void gelu_tanh_forward(float* out, const float* inp, int64_t n) {
 }
 
 // d/dx [x·Φ(x)] = Φ(x) + x·φ(x)
-void gelu_erf_backward(float* dinp, const float* inp, const float* dout, int64_t n) {
+WAFER_KERNEL void gelu_erf_backward(float* dinp, const float* inp, const float* dout, int64_t n) {
   const float inv_sqrt2 = 0.70710678118654752f, inv_sqrt_2pi = 0.39894228040143268f;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
@@ -35,7 +36,7 @@ void gelu_erf_backward(float* dinp, const float* inp, const float* dout, int64_t
 }
 
 // With u = k(x + 0.044715x³), t = tanh u: d/dx = 0.5(1 + t) + 0.5x(1 - t²)·k(1 + 3·0.044715x²)
-void gelu_tanh_backward(float* dinp, const float* inp, const float* dout, int64_t n) {
+WAFER_KERNEL void gelu_tanh_backward(float* dinp, const float* inp, const float* dout, int64_t n) {
   const float k = 0.79788456080286536f;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {

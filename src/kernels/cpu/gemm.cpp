@@ -14,6 +14,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "kernels/cpu/cpu_isa.h"
 
 namespace wafer {
 
@@ -54,7 +55,7 @@ Precision usable_precision(Precision wanted) {
   return Precision::F32;
 }
 
-void convert_to_bf16(uint16_t* dst, const float* src, int64_t n) {
+WAFER_KERNEL void convert_to_bf16(uint16_t* dst, const float* src, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
 }

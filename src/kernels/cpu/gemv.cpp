@@ -84,7 +84,15 @@ void dot_rows_generic(float* y, const float* x, const W* w, int64_t C, int64_t v
 [[WAFER_AVX512]] inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
 [[WAFER_AVX512]] inline __m512 load16(const uint16_t* p, __mmask16 m) {
   const __m256i h = _mm256_maskz_loadu_epi16(m, p);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  // The maskz forms: GCC 12 warns that the unmasked ones read an uninitialised register.
+  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, h), 16));
+}
+// Σ of v's 16 lanes (_mm512_reduce_add_ps trips GCC 12's uninitialised-register warning).
+[[WAFER_AVX512]] inline float hsum(__m512 v) {
+  const __m256 s8 = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xff, v, 0), _mm512_maskz_extractf32x8_ps(0xff, v, 1));
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  return _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
 }
 inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1); }
 
@@ -134,8 +142,8 @@ template <typename W>
       s2 = _mm512_fmadd_ps(load16(w2 + c, m), xc, s2);
       s3 = _mm512_fmadd_ps(load16(w3 + c, m), xc, s3);
     }
-    y[v] = scale * _mm512_reduce_add_ps(s0), y[v + 1] = scale * _mm512_reduce_add_ps(s1);
-    y[v + 2] = scale * _mm512_reduce_add_ps(s2), y[v + 3] = scale * _mm512_reduce_add_ps(s3);
+    y[v] = scale * hsum(s0), y[v + 1] = scale * hsum(s1);
+    y[v + 2] = scale * hsum(s2), y[v + 3] = scale * hsum(s3);
   }
   for (; v < v1; ++v) {
     __m512 s = _mm512_setzero_ps();
@@ -143,7 +151,7 @@ template <typename W>
       const __mmask16 m = tail_mask(C - c);
       s = _mm512_fmadd_ps(load16(w + v * C + c, m), _mm512_maskz_loadu_ps(m, x + c), s);
     }
-    y[v] = scale * _mm512_reduce_add_ps(s);
+    y[v] = scale * hsum(s);
   }
 }
 

@@ -1,12 +1,13 @@
 // kernels/cpu/layernorm.cpp: two passes per row (mean, then variance around it), fp32
 // throughout, rows in parallel.
 #include "kernels/cpu/layernorm.h"
+#include "kernels/cpu/cpu_isa.h"
 
 #include <cmath>
 
 namespace wafer {
 
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
+WAFER_KERNEL void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
                        int64_t N, int64_t C, float eps) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
@@ -30,7 +31,7 @@ void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, c
   }
 }
 
-void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+WAFER_KERNEL void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                         const float* weight, const float* mean, const float* rstd, int64_t N, int64_t C) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "kernels/cpu/gemv.h"
+#include "kernels/cpu/cpu_isa.h"
 
 namespace wafer {
 
@@ -46,7 +47,7 @@ void matmul_backward(float* dinp, float* dw, float* dbias, const float* dout, co
   if (dbias) bias_backward(dbias, dout, N, OC);
 }
 
-void bias_backward(float* dbias, const float* dout, int64_t N, int64_t OC) {
+WAFER_KERNEL void bias_backward(float* dbias, const float* dout, int64_t N, int64_t OC) {
   // Each thread owns a strip of columns and walks the rows, so every load is a contiguous run
   // and the strip's sums stay in L1; no two threads share an output.
 #pragma omp parallel
