@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# One thread pool that sleeps when idle: libgomp is shared by OpenBLAS and our kernels.
+# ctest runs two test processes at once on 2 cores, so idle OpenMP workers sleep rather than spin.
 export OMP_WAIT_POLICY=PASSIVE
 bash scripts/build.sh build
 (cd build && ctest -j2 --output-on-failure)
