@@ -29,20 +29,28 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// Best wall time of f() after one warm-up call, over at least `repeats` calls and at least two
-// seconds (at most 100 calls): on a shared 2-core machine a short measure needs many tries to
-// catch one undisturbed.
+// The least of measure()'s results (seconds) over at least `repeats` calls and at least two
+// seconds in all (at most 100 calls): on a shared 2-core machine a short measure needs many
+// tries to catch one undisturbed.
 template <typename F>
-double best_seconds(int repeats, F&& f) {
-  f();
+double least_seconds(int repeats, F&& measure) {
   double best = 1e30, total = 0;
   for (int r = 0; r < 100 && (r < repeats || total < 2.0); ++r) {
-    auto t0 = Clock::now();
-    f();
-    const double s = seconds_since(t0);
+    const double s = measure();
     best = std::min(best, s), total += s;
   }
   return best;
+}
+
+// Best wall time of f() after one warm-up call, by the rule of least_seconds.
+template <typename F>
+double best_seconds(int repeats, F&& f) {
+  f();
+  return least_seconds(repeats, [&] {
+    auto t0 = Clock::now();
+    f();
+    return seconds_since(t0);
+  });
 }
 
 double peak_rss_mb() {
@@ -156,15 +164,15 @@ Json bench_inference(const Model& m, const std::string& prefill, int64_t decode_
   if (decode_tokens > 1) {
     std::vector<int32_t> prompt(16);
     for (auto& id : prompt) id = int32_t(rng() % uint32_t(c.vocab_size));
-    double best = 1e30, total = 0;
-    for (int r = 0; r < 100 && (r < repeats || total < 2.0); ++r) {  // as best_seconds
+    int64_t decoded = 0;
+    const double seconds = least_seconds(repeats, [&] {
       GenerateResult g = generate(m, prompt, {.max_new_tokens = decode_tokens, .sampling = {.temperature = 0}});
-      best = std::min(best, g.decode_seconds / double(g.tokens.size() - 1));
-      total += g.decode_seconds;
-    }
+      decoded = int64_t(g.tokens.size()) - 1;
+      return g.decode_seconds;
+    });
+    const double best = seconds / double(decoded), bytes = decode_weight_bytes(m);
     j["decode"] = {{"batch", 1}, {"tokens", decode_tokens}, {"seconds_per_token", best}, {"tokens_per_s", 1.0 / best},
-                   {"weight_bytes_per_token", decode_weight_bytes(m)},
-                   {"gb_per_s", decode_weight_bytes(m) / best / 1e9}};
+                   {"weight_bytes_per_token", bytes}, {"gb_per_s", bytes / best / 1e9}};
   }
   j["peak_rss_mb"] = peak_rss_mb();
   j["rss_mb"] = current_rss_mb();

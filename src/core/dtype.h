@@ -33,6 +33,11 @@ inline uint16_t f32_to_bf16(float f) {
   return uint16_t((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
 }
 
+// A weight element as fp32, for kernels that read fp32 or bf16 matrices with one template:
+// fp32 as it is, bf16 bits widened.
+inline float weight_to_f32(float v) { return v; }
+inline float weight_to_f32(uint16_t bf16) { return bf16_to_f32(bf16); }
+
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 

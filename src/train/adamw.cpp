@@ -59,12 +59,9 @@ void AdamW::step(float* params, const float* grads, double lr, float grad_scale,
     const float decay = g.decay ? float(1.0 - lr * g.lr_mult * o_.weight_decay) : 1.0f;
     const float step_size = float(lr * g.lr_mult / bc1);
     float* p = params + g.offset;
-    if (params_bf16)
-      adamw_update<true>(p, m_.data() + g.offset, v_.data() + g.offset, grads + g.offset, params_bf16 + g.offset,
-                         g.size, grad_scale, decay, step_size, b1, b2, inv_sqrt_bc2, eps);
-    else
-      adamw_update<false>(p, m_.data() + g.offset, v_.data() + g.offset, grads + g.offset, nullptr, g.size,
-                          grad_scale, decay, step_size, b1, b2, inv_sqrt_bc2, eps);
+    const auto update = params_bf16 ? adamw_update<true> : adamw_update<false>;
+    update(p, m_.data() + g.offset, v_.data() + g.offset, grads + g.offset,
+           params_bf16 ? params_bf16 + g.offset : nullptr, g.size, grad_scale, decay, step_size, b1, b2, inv_sqrt_bc2, eps);
   }
 }
 

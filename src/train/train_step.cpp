@@ -139,15 +139,14 @@ StepResult TrainStep::step(const std::vector<Batch>& micro_batches, double lr) {
   WAFER_CHECK(std::isfinite(r.loss) && std::isfinite(r.grad_norm), "[train] non-finite ",
               std::isfinite(r.loss) ? "gradient norm" : "loss", " (loss ", r.loss, ", grad norm ", r.grad_norm,
               "); parameters left as they were");
+  // Clipping and the bf16 copy the GEMMs read ride along in AdamW's one pass over the buffer.
+  const float scale = clip_norm_ > 0 ? clip_coefficient(r.grad_norm, clip_norm_) : 1.0f;
   if (!par_.layout.zero) {
-    // Clipping and the bf16 copy the GEMMs read ride along in AdamW's one pass over the buffer.
-    const float scale = clip_norm_ > 0 ? clip_coefficient(r.grad_norm, clip_norm_) : 1.0f;
     adamw_.step(m_.params.data(), grads_.data(), lr, scale, m_.params_bf16.empty() ? nullptr : m_.params_bf16.data());
     return r;
   }
   // ZeRO-1: update this rank's range, then every rank gathers the whole shard's parameters.
   const size_t lo = size_t(dpcp_.rank()) * part_, len = std::min(n_, lo + part_) - std::min(n_, lo);
-  const float scale = clip_norm_ > 0 ? clip_coefficient(r.grad_norm, clip_norm_) : 1.0f;
   if (len > 0) adamw_.step(m_.params.data() + lo, grad_part_.data(), lr, scale);
   std::vector<float> mine(part_, 0.0f), all(part_ * size_t(dpcp_.size()));
   std::copy(m_.params.begin() + long(std::min(n_, lo)), m_.params.begin() + long(std::min(n_, lo + part_)),

@@ -9,8 +9,6 @@
 namespace wafer {
 
 namespace {
-inline float widen(float v) { return v; }
-inline float widen(uint16_t v) { return bf16_to_f32(v); }
 
 template <typename W>
 WAFER_KERNEL void embedding_rows(float* out, const int32_t* tokens, const W* wte, int64_t v0, int64_t Vl, int64_t N, int64_t C,
@@ -24,7 +22,7 @@ WAFER_KERNEL void embedding_rows(float* out, const int32_t* tokens, const W* wte
       continue;
     }
     const W* te = wte + row * C;
-    for (int64_t i = 0; i < C; ++i) o[i] = widen(te[i]) * scale;
+    for (int64_t i = 0; i < C; ++i) o[i] = weight_to_f32(te[i]) * scale;
   }
 }
 }  // namespace

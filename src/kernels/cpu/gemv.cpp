@@ -25,8 +25,6 @@ namespace {
 
 // ---- portable loops (compiled for AVX2+FMA and for the baseline) ----
 
-inline float widen(float v) { return v; }
-inline float widen(uint16_t v) { return bf16_to_f32(v); }
 
 // acc[0, n) += Σ_r x[r] · w[r·ld + j] over `rows` rows, in memory order.
 template <typename W>
@@ -36,7 +34,7 @@ template <typename W>
     const W* wr = w + r * ld;
     const float xr = x[r];
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) acc[j] += xr * widen(wr[j]);
+    for (int64_t j = 0; j < n; ++j) acc[j] += xr * weight_to_f32(wr[j]);
   }
 }
 
@@ -48,7 +46,7 @@ template <typename W>
     const W* wr = w + v * C;
     float s = 0;
 #pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < C; ++c) s += widen(wr[c]) * x[c];
+    for (int64_t c = 0; c < C; ++c) s += weight_to_f32(wr[c]) * x[c];
     y[v] = scale * s;
   }
 }
