@@ -5,13 +5,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
+
+#include "core/file.h"
+#include "io/safetensors.h"
 
 namespace wafer::test {
 
@@ -63,6 +69,38 @@ CommandResult run_command(const std::string& cmd, const std::string& input) {
   int status = std::system(full.c_str());
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return {code, slurp(out), slurp(err)};
+}
+
+std::vector<double> train_losses(const std::string& run) {
+  std::vector<double> v;
+  std::istringstream in(slurp(run + "/metrics.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) v.push_back(j["loss"].get<double>());
+  }
+  return v;
+}
+
+void expect_same_grads(const std::string& got_json, const std::string& got_safetensors, const std::string& want_json,
+                       const std::string& want_safetensors, const std::string& what) {
+  auto got = nlohmann::json::parse(slurp(got_json));
+  auto want = nlohmann::json::parse(slurp(want_json));
+  EXPECT_NEAR(got["loss"].get<double>() / want["loss"].get<double>(), 1.0, 1e-5) << what;
+  EXPECT_NEAR(got["grad_norm"].get<double>() / want["grad_norm"].get<double>(), 1.0, 1e-5) << what;
+  SafetensorsFile g(got_safetensors), w(want_safetensors);
+  ASSERT_EQ(g.tensors().size(), w.tensors().size()) << what;
+  for (const auto& [name, wt] : w.tensors()) {
+    const TensorRef& gt = g.tensors().at(name);
+    ASSERT_EQ(gt.shape, wt.shape) << name;
+    const float* a = reinterpret_cast<const float*>(gt.data);
+    const float* b = reinterpret_cast<const float*>(wt.data);
+    const size_t n = wt.nbytes / sizeof(float);
+    double scale = 0, diff = 0;
+    for (size_t i = 0; i < n; ++i) scale = std::max(scale, double(std::fabs(b[i])));
+    for (size_t i = 0; i < n; ++i) diff = std::max(diff, double(std::fabs(a[i] - b[i])));
+    EXPECT_LE(diff, 1e-5 * scale) << name << " under " << what << ": max |diff| " << diff << ", max |grad| " << scale;
+  }
 }
 
 std::string reference_dir() {

@@ -24,6 +24,14 @@ std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f);
 // Runs `cmd` with /bin/sh, `input` on stdin; captures stdout and stderr.
 CommandResult run_command(const std::string& cmd, const std::string& input = "");
 
+// The per-step training losses in a run folder's metrics.jsonl.
+std::vector<double> train_losses(const std::string& run);
+// The exactness contract of the parallel engine: the loss, the gradient norm (the JSON of
+// `wafer grads --out`) and every gradient tensor (`--grads-out` safetensors) of `got` equal
+// `want`'s within 1e-5 relative. `what` names the layout in failure messages.
+void expect_same_grads(const std::string& got_json, const std::string& got_safetensors, const std::string& want_json,
+                       const std::string& want_safetensors, const std::string& what);
+
 // The folder of reference models and expected outputs written by tools/pyref/make_reference.py;
 // made on first use, shared by all tests in the process.
 std::string reference_dir();

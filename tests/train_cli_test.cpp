@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -59,12 +60,13 @@ std::vector<std::pair<int64_t, double>> losses(const std::string& run) {
   return v;
 }
 
+const std::string straight_dir = test::temp_dir("straight");
+
 const std::vector<std::pair<int64_t, double>>& straight_run() {
   static std::vector<std::pair<int64_t, double>> v = [] {
-    std::string run = test::temp_dir("straight");
-    auto r = run_command(train_cmd(run));
+    auto r = run_command(train_cmd(straight_dir));
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    return losses(run);
+    return losses(straight_dir);
   }();
   return v;
 }
@@ -73,6 +75,34 @@ TEST(TrainCli, LossFallsAndMetricsAreComplete) {
   const auto& v = straight_run();
   ASSERT_EQ(v.size(), 33u);  // 30 steps + 3 validation points
   EXPECT_LT(v[29 + 2].second, v[0].second - 1.0) << "training loss should fall by more than a nat";
+}
+
+// The plot a newcomer opens first: a readable parameter count in the title, round tick values.
+TEST(TrainCli, LossPlotHasReadableTitleAndRoundTicks) {
+  straight_run();
+  const std::string svg = read_file(straight_dir + "/loss.svg");
+  EXPECT_NE(svg.find("parameters, batch 8 x 32"), std::string::npos) << svg.substr(0, 400);
+  const std::regex label(R"(text-anchor="end">([^<]*)</text>)");
+  int n = 0;
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), label); it != std::sregex_iterator(); ++it, ++n) {
+    const std::string v = (*it)[1];
+    EXPECT_LE(v.size(), 4u) << "tick label " << v << " is not a round number";
+    const double x = std::stod(v) * 10;
+    EXPECT_NEAR(x, std::round(x), 1e-9) << "tick label " << v;
+  }
+  EXPECT_GE(n, 3) << "too few loss tick labels";
+}
+
+TEST(TrainCli, PrepareSaysWhatItReadAndWhatItSkipped) {
+  const std::string in = test::temp_dir("prep-in"), out = test::temp_dir("prep-out");
+  write_file_atomic(in + "/a.txt", "Some text to learn from.\n");
+  write_file_atomic(in + "/b.dat", std::string("\x00\x01\xff\xfe binary", 12));
+  auto r = run_command(W() + " prepare --input " + in + " --tokenizer " + test::gpt2_tokenizer_dir() + " --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("read 1 text files"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("skipped 1 file that is not UTF-8 text (binary data, such as " + in + "/b.dat)"),
+            std::string::npos)
+      << r.out;
 }
 
 TEST(TrainCli, ResumeAfterStopIsBitIdentical) {
@@ -213,6 +243,34 @@ TEST(TrainCli, GradsMatchesAutogradNorms) {
   auto r = run_command(W() + " grads --model " + test::reference_dir() + "/f32_gelu --batch " + bad + " --out /tmp/x.json");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("out of the vocabulary"), std::string::npos) << r.err;
+}
+
+// Recomputation runs the same kernels on the same inputs: every gradient bit-identical to keeping
+// every activation (gelu and the tanh form, tied and untied μP, two micro-batches), and ten
+// training steps with the same losses to the last bit.
+TEST(TrainCli, RecomputeGivesBitIdenticalGradientsAndLosses) {
+  for (const char* name : {"f32_gelu", "bf16_gelu_new", "mup_untied"}) {
+    const std::string dir = test::reference_dir() + "/" + name, out = test::temp_dir("recompute");
+    std::string files[3];
+    int k = 0;
+    for (const char* rc : {"none", "selective", "full"}) {
+      files[k] = out + "/" + rc + ".safetensors";
+      auto r = run_command(W() + " grads --model " + dir + " --batch " + dir + "/grads_batch.json --out " + out +
+                           "/g.json --grads-out " + files[k] + " --micro-batches 2 --recompute " + rc);
+      ASSERT_EQ(r.exit_code, 0) << rc << ": " << r.err;
+      ++k;
+    }
+    EXPECT_EQ(read_file(files[1]), read_file(files[0])) << name << ": selective recompute changed a gradient";
+    EXPECT_EQ(read_file(files[2]), read_file(files[0])) << name << ": full recompute changed a gradient";
+  }
+  const std::string run = test::temp_dir("recompute-run"), ref = test::temp_dir("recompute-ref");
+  auto r = run_command(train_cmd(run, "--recompute full --stop-at 10"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto q = run_command(train_cmd(ref, "--stop-at 10"));
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  const auto got = losses(run), want = losses(ref);
+  ASSERT_EQ(got.size(), 11u);  // 10 steps and the validation point at step 10
+  EXPECT_EQ(got, want) << "full recompute changed a training loss";
 }
 
 TEST(Data, BatchesAreAPureFunctionOfSeedAndIndex) {

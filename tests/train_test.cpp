@@ -6,14 +6,35 @@
 #include <cmath>
 
 #include "core/file.h"
+#include "core/format.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "train/loss_plot.h"
 #include "train/schedule.h"
 #include "train/train_step.h"
 #include "test_util.h"
 
 namespace wafer {
 namespace {
+
+TEST(Format, HumanCountHasThreeSignificantDigits) {
+  EXPECT_EQ(human_count(20293376), "20.3M");
+  EXPECT_EQ(human_count(111050496), "111M");
+  EXPECT_EQ(human_count(1315950592), "1.32B");
+  EXPECT_EQ(human_count(12853386240.0), "12.9B");
+  EXPECT_EQ(human_count(999950), "1.00M");
+  EXPECT_EQ(human_count(950), "950");
+}
+
+TEST(LossPlot, TicksAreRoundAndCoverTheRange) {
+  EXPECT_EQ(axis_ticks(5.98, 10.9), (std::vector<double>{5, 6, 7, 8, 9, 10, 11}));
+  EXPECT_EQ(axis_ticks(0, 240), (std::vector<double>{0, 50, 100, 150, 200, 250}));
+  const auto t = axis_ticks(6.31, 6.93);  // step 0.2: 6.2 .. 7.0
+  ASSERT_EQ(t.size(), 5u);
+  EXPECT_NEAR(t.front(), 6.2, 1e-12);
+  EXPECT_NEAR(t.back(), 7.0, 1e-12);
+  EXPECT_EQ(axis_ticks(3, 3), (std::vector<double>{0, 1}));
+}
 
 const nlohmann::json& expected() {
   static nlohmann::json j = nlohmann::json::parse(read_file(test::reference_dir() + "/expected.json"));

@@ -2,7 +2,9 @@
 // prefill and decode of a model (random weights for a preset), tokenizer throughput, and the
 // machine's ceilings (sgemm and bf16 GEMM GFLOP/s, streaming read GB/s) measured in the same run.
 // Best of several runs, as text or JSON. bench/run.sh runs the competitors beside it.
+#include <omp.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -18,6 +20,7 @@
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/gemm.h"
 #include "model/forward.h"
+#include "plan/machine.h"
 #include "train/train_step.h"
 
 namespace wafer::cli {
@@ -227,6 +230,7 @@ void add_bench_command(CLI::App& app) {
     int64_t decode_tokens = 64;
     int repeats = 3;
     bool json = false, ceilings = false;
+    std::string machine_out;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("bench", "Measure training, prefill, decode and tokenizer speed, and the machine's ceilings");
@@ -240,12 +244,18 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--train-steps", o->train_steps, "Timed training steps (after one warm-up step)");
   cmd->add_option("--repeats", o->repeats, "Runs per measurement (best is reported)");
   cmd->add_flag("--ceilings", o->ceilings, "Measure sgemm and bf16 GEMM GFLOP/s and streaming read GB/s");
+  cmd->add_option("--machine-out", o->machine_out, "With --ceilings: write them as a machine file for wafer plan --machine FILE");
   cmd->add_flag("--json", o->json, "Print one JSON object");
   add_precision_option(cmd, o->precision);
   o->shape.add_to(cmd);
   cmd->callback([o] {
     Json j;
     if (o->ceilings) j["ceilings"] = measure_ceilings(o->repeats);
+    if (o->ceilings && !o->machine_out.empty()) {  // one CPU node: its cores share the measured rates and the RAM
+      const double ram_gb = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE)) / double(1 << 30);
+      const Machine mc = machine_from_ceilings(j["ceilings"], omp_get_max_threads(), ram_gb, "this");
+      write_file_atomic(o->machine_out, machine_to_json(mc).dump(2) + "\n");
+    }
     std::unique_ptr<Model> m;
     if (!o->model.empty()) {
       m = load_hf_model(o->model);

@@ -9,7 +9,9 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "io/tensor_source.h"
+#include "model/memory.h"
 #include "model/model.h"
+#include "plan/planner.h"
 #include "train/recipe.h"
 
 namespace wafer::cli {
@@ -44,6 +46,12 @@ void add_info_command(CLI::App& app) {
   struct Opts {
     std::string preset, config, model;
     bool json = false;
+    // --layout: the memory account of each rank (model/memory.h) for a training layout.
+    bool layout = false;
+    LayoutOptions lay;
+    int64_t batch = 8, seq = 0;
+    int micro_batches = 1;
+    std::string precision = "fp32", recompute = "none";
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("info", "Shapes, exact parameter count, memory and FLOPs of a model");
@@ -51,8 +59,40 @@ void add_info_command(CLI::App& app) {
   cmd->add_option("--config", o->config, "An HF config.json");
   cmd->add_option("--model", o->model, "An HF model folder");
   cmd->add_flag("--json", o->json, "Print one JSON object");
+  cmd->add_flag("--layout", o->layout,
+                "Print each rank's predicted peak memory by component for the layout given by --tp --pp --cp --dp "
+                "--sp --zero --schedule, --batch, --seq, --micro-batches, --precision, --recompute");
+  o->lay.add_to(cmd, true);
+  cmd->add_option("--batch", o->batch, "(--layout) sequences per micro-batch, the whole job's");
+  cmd->add_option("--seq", o->seq, "(--layout) tokens per sequence (default: the context)");
+  cmd->add_option("--micro-batches", o->micro_batches, "(--layout) micro-batches per step");
+  cmd->add_option("--recompute", o->recompute, "(--layout) none, selective or full (the account models all three)");
+  add_precision_option(cmd, o->precision);
   cmd->callback([o] {
     ModelConfig c = resolve_config(o->preset, o->config, o->model);
+    if (o->layout) {
+      MemoryOptions mo;
+      mo.layout = o->lay.layout;
+      mo.layout.schedule = schedule_from_name(o->lay.schedule);
+      check_layout(mo.layout, c.n_head, c.ffn(), c.n_layer, mo.layout.ranks());
+      mo.batch = o->batch, mo.seq = o->seq, mo.micro_batches = o->micro_batches;
+      mo.precision = parse_precision(o->precision), mo.recompute = recompute_from_name(o->recompute);
+      const std::vector<MemoryAccount> st = stage_memory(c, mo);
+      if (o->json) {
+        nlohmann::ordered_json j = nlohmann::ordered_json::array();
+        for (const MemoryAccount& a : st)
+          j.push_back({{"stage", a.stage}, {"weights", a.weights}, {"weights_bf16", a.weights_bf16},
+                       {"gradients", a.gradients}, {"moments", a.moments}, {"activations", a.activations},
+                       {"logits", a.logits}, {"buffers", a.buffers}, {"total", a.total()}});
+        std::printf("%s\n", nlohmann::ordered_json{{"layout", layout_label(mo)}, {"bytes_per_rank", j}}.dump(2).c_str());
+        return;
+      }
+      std::printf("layout       %s, T=%lld, %s\n", layout_label(mo).c_str(),
+                  (long long)(mo.seq > 0 ? mo.seq : c.n_positions), precision_name(mo.precision));
+      std::printf("%s", memory_table(st).c_str());
+      std::printf("(the same functions size the real buffers; process overhead, the binary and libraries not included)\n");
+      return;
+    }
     const int64_t N = parameter_count(c), T = c.n_positions;
     const double fwd = forward_flops_per_token(c, T);
     std::vector<ParamSpec> specs = parameter_specs(c);

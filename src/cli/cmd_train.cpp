@@ -22,7 +22,7 @@ namespace wafer::cli {
 
 void add_grads_command(CLI::App& app) {
   struct Opts {
-    std::string model, batch, out, grads_out;
+    std::string model, batch, out, grads_out, recompute = "none";
     int64_t micro_batches = 1;
     LayoutOptions layout;
   };
@@ -33,6 +33,7 @@ void add_grads_command(CLI::App& app) {
   cmd->add_option("--out", o->out, "Output JSON {\"loss\": x, \"grad_norms\": {name: norm}}")->required();
   cmd->add_option("--grads-out", o->grads_out, "Also write every gradient tensor (HF names, F32) to this .safetensors");
   cmd->add_option("--micro-batches", o->micro_batches, "Split the batch's rows into this many micro-batches");
+  cmd->add_option("--recompute", o->recompute, "Activation recomputation: none, selective or full");
   o->layout.add_to(cmd, true);
   cmd->callback([o] {
     WAFER_CHECK(o->layout.layout.zero == 0, "[grads] --zero shards the optimizer, and grads takes no optimizer step");
@@ -63,6 +64,7 @@ void add_grads_command(CLI::App& app) {
     for (int64_t k = 0; k < M; ++k)
       micro.push_back(batch_from_sequences({seqs.begin() + long(size_t(k) * rows), seqs.begin() + long(size_t(k + 1) * rows)}));
     TrainStep ts(*m, *par, {});
+    ts.set_recompute(recompute_from_name(o->recompute));
     StepResult r = ts.compute_grads(micro);
     const ModelConfig& c = m->config;
     std::vector<float> g = gather_to_rank0(c, m->shard, ts.grads().data(), *par);  // whole-model layout
@@ -104,15 +106,17 @@ void add_prepare_command(CLI::App& app) {
     auto tok = Tokenizer::load(o->tokenizer);
     o->prep.progress = isatty(fileno(stderr));
     PrepareResult r = prepare_dataset(o->inputs, *tok, o->tokenizer, o->out, o->prep);
-    std::printf("wrote %s: %lld files (%lld skipped, not UTF-8 text), %.2f MB -> %lld train + %lld validation tokens\n",
-                o->out.c_str(), (long long)r.files, (long long)r.skipped, double(r.bytes) / 1e6,
-                (long long)r.train_tokens, (long long)r.val_tokens);
+    std::printf("wrote %s: read %lld text files (%.2f MB) -> %lld train + %lld validation tokens\n", o->out.c_str(),
+                (long long)r.files, double(r.bytes) / 1e6, (long long)r.train_tokens, (long long)r.val_tokens);
+    if (r.skipped > 0)
+      std::printf("  skipped %lld file%s that %s not UTF-8 text (binary data, such as %s)\n", (long long)r.skipped,
+                  r.skipped == 1 ? "" : "s", r.skipped == 1 ? "is" : "are", r.first_skipped.c_str());
   });
 }
 
 void add_train_command(CLI::App& app) {
   struct Opts {
-    std::string preset, config, init, data, out, decay, tokenizer, precision = "fp32";
+    std::string preset, config, init, data, out, decay, tokenizer, precision = "fp32", recompute = "none";
     int64_t stop_at = 0, steps = 0, batch = 4, seq = 256, micro_batches = 1, warmup = -1, checkpoint_every = 100, eval_every = 50;
     double lr = 0, final_ratio = 0.1, peak_gflops = 355;
     uint64_t seed = 1234;
@@ -144,6 +148,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--mup", o->mup, "Use μP (base width 256) for a preset or config");
   cmd->add_flag("--quiet", o->quiet, "No progress line");
   add_precision_option(cmd, o->precision);
+  cmd->add_option("--recompute", o->recompute,
+                  "Activation recomputation: none (default), selective (attention's internals) or full (each "
+                  "block from its input); the gradients are bit-identical");
   o->shape.add_to(cmd);
   o->layout.add_to(cmd, true);
   cmd->callback([o] {
@@ -151,15 +158,16 @@ void add_train_command(CLI::App& app) {
     WAFER_CHECK(o->batch >= 1 && o->seq >= 2 && o->micro_batches >= 1,
                 "[train] expected --batch >= 1, --seq >= 2, --micro-batches >= 1");
     Dataset data(o->data);
-    std::unique_ptr<Model> m;
-    std::unique_ptr<AdamW> restored;
+    // The model's config first; the layout then says which shard this rank loads or builds.
+    ModelConfig c;
+    CheckpointInfo ck;
     int64_t start = 0;
     const bool resuming = o->resume && has_checkpoint(o->out);
     if (resuming) {
-      CheckpointState st;
-      m = load_checkpoint(o->out, {}, &restored, &st);
-      start = st.step;
-      const auto& x = st.extra;
+      ck = open_checkpoint(o->out);
+      c = ck.config;
+      start = ck.state.step;
+      const auto& x = ck.state.trainer;
       WAFER_CHECK(x.value("batch", o->batch) == o->batch && x.value("seq", o->seq) == o->seq &&
                       x.value("micro_batches", o->micro_batches) == o->micro_batches &&
                       x.value("seed", o->seed) == o->seed,
@@ -173,24 +181,32 @@ void add_train_command(CLI::App& app) {
       if (o->resume && is_rank0()) std::fprintf(stderr, "[train] %s has no checkpoint yet; starting a new run\n", o->out.c_str());
       if (!o->init.empty()) {
         WAFER_CHECK(o->preset.empty() && o->config.empty(), "[train] give one of --preset, --config, --init");
-        m = load_hf_model(o->init);
+        c = load_hf_config(o->init);
       } else {
-        ModelConfig c = resolve_config(o->preset, o->config, "");
+        c = resolve_config(o->preset, o->config, "");
         o->shape.apply(c);
         if (o->mup) enable_mup(c);
-        m = std::make_unique<Model>(c);
-        init_weights(*m, {.seed = o->seed});
       }
     }
-    const ModelConfig c = m->config;  // a copy: m is replaced by its shard below
-    // Every rank built or loaded the whole model the same way; each keeps its shard.
     auto par = o->layout.start(c);
     check_sequence(par->layout, o->seq, "--seq");
     WAFER_CHECK(o->batch % par->layout.dp == 0, "[layout] --dp ", par->layout.dp, " must divide --batch ", o->batch,
                 " (each data-parallel rank takes an equal share of every micro-batch's sequences)");
+    // Loaded models come in as this rank's slices only. A new model is initialised whole on every
+    // rank (one random stream over the whole parameter list, the same on every layout) and cut.
     const Shard sh = shard_for(c, *par);
-    if (!(sh == m->shard)) m = extract_shard(*m, sh);
+    std::unique_ptr<Model> m;
+    if (resuming) {
+      m = load_checkpoint_shard(ck, sh);
+    } else if (!o->init.empty()) {
+      m = load_hf_model(o->init, c, sh);
+    } else {
+      m = std::make_unique<Model>(c);
+      init_weights(*m, {.seed = o->seed});
+      if (!(sh == m->shard)) m = extract_shard(*m, sh);
+    }
     set_precision(*m, parse_precision(o->precision));
+    const Recompute recompute = recompute_from_name(o->recompute);
     const Recipe rec = published_recipe(c);
     TrainOptions t;
     t.run_dir = o->out;
@@ -207,6 +223,7 @@ void add_train_command(CLI::App& app) {
     t.peak_flops = o->peak_gflops * 1e9;
     t.progress = !o->quiet && is_rank0();
     t.progress_tty = isatty(fileno(stderr));
+    t.recompute = recompute;
     t.tokenizer_dir = !data.tokenizer_dir().empty() && Tokenizer::present(data.tokenizer_dir()) ? data.tokenizer_dir() : "";
     const int64_t tokens_per_step = o->batch * o->micro_batches * o->seq;
     int64_t warmup = o->warmup;
@@ -228,7 +245,7 @@ void add_train_command(CLI::App& app) {
                  "FLOPs/token x tokens/s / %.0f GFLOP/s\n",
                  t.adamw.beta1, t.adamw.beta2, t.adamw.eps, t.adamw.weight_decay, t.clip_norm, o->peak_gflops);
     }
-    run_training(*m, *par, data, t, start, std::move(restored));
+    run_training(*m, *par, data, t, start, resuming ? &ck : nullptr);
     if (o->stop_at > 0 && o->stop_at < o->steps) return;
     if (!is_rank0()) return;
     std::printf("trained %s: %lld steps; HF model in %s/final\n", o->out.c_str(), (long long)o->steps, o->out.c_str());

@@ -15,5 +15,9 @@ void add_bench_command(CLI::App& app);
 void add_grads_command(CLI::App& app);
 void add_prepare_command(CLI::App& app);
 void add_train_command(CLI::App& app);
+void add_plan_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
+void add_export_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
 
 }  // namespace wafer::cli

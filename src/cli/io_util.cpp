@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "model/gguf_gpt2.h"
 
 namespace wafer::cli {
 
@@ -37,7 +38,9 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& what)
 }
 
 std::unique_ptr<Tokenizer> find_tokenizer(const std::string& explicit_dir, const std::string& model_dir) {
-  if (!explicit_dir.empty()) return Tokenizer::load(explicit_dir);
+  if (!explicit_dir.empty())
+    return is_gguf_path(explicit_dir) ? load_gguf_tokenizer(explicit_dir) : Tokenizer::load(explicit_dir);
+  if (is_gguf_path(model_dir)) return load_gguf_tokenizer(model_dir);
   WAFER_CHECK(!model_dir.empty() && Tokenizer::present(model_dir), "[tokenizer] expected vocab.json + merges.txt or ",
               "tokenizer.json in the model folder ", model_dir, ", found neither (pass --tokenizer DIR)");
   return Tokenizer::load(model_dir);

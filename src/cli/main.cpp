@@ -61,6 +61,10 @@ int main(int argc, char** argv) {
   wafer::cli::add_grads_command(app);
   wafer::cli::add_prepare_command(app);
   wafer::cli::add_train_command(app);
+  wafer::cli::add_plan_command(app);
+  wafer::cli::add_serve_command(app);
+  wafer::cli::add_export_command(app);
+  wafer::cli::add_quantize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -29,13 +29,24 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     ::close(fd);
     WAFER_CHECK(p != MAP_FAILED, "[mmap] cannot map ", path, ": ", std::strerror(errno));
     data_ = static_cast<const uint8_t*>(p);
+    mapped_ = true;
   } else {
     ::close(fd);
   }
 }
 
+MappedFile::MappedFile(const std::string& name, std::string_view bytes)
+    : path_(name), data_(reinterpret_cast<const uint8_t*>(bytes.data())), size_(bytes.size()) {}
+
+void MappedFile::release_pages(const uint8_t* p, size_t n) const {
+  if (!mapped_ || p < data_ || p + n > data_ + size_ || n == 0) return;
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = uintptr_t(p) & ~(page - 1), end = (uintptr_t(p) + n + page - 1) & ~(page - 1);
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);  // read-only private map: re-read on touch
+}
+
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 std::string read_file(const std::string& path) {

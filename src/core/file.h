@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 
 namespace wafer {
 
@@ -12,11 +13,19 @@ class MappedFile {
  public:
   // Maps `path` read-only; throws with the path and the OS error when it cannot.
   explicit MappedFile(const std::string& path);
+  // Wraps bytes already in memory under a name for messages, without copying or owning them, so
+  // the parsers that take a MappedFile also take a buffer (tests, fuzz/). `bytes` must outlive it.
+  MappedFile(const std::string& name, std::string_view bytes);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
 
   const uint8_t* data() const { return data_; }
+  // Drops the pages of [p, p + n) (inside this file) from the process's resident set: a loader that
+  // has copied a tensor out of a mapped file calls it, so the file's pages do not add a second
+  // copy of the weights to the peak RSS. They stay in the page cache and read back if touched.
+  // A no-op for wrapped buffers.
+  void release_pages(const uint8_t* p, size_t n) const;
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
@@ -24,6 +33,7 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  bool mapped_ = false;  // we own an mmap to undo
 };
 
 std::string read_file(const std::string& path);

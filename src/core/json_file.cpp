@@ -7,11 +7,14 @@
 namespace wafer {
 
 nlohmann::json read_json_file(const std::string& path, const std::string& what) {
-  std::string text = read_file(path);
+  return parse_json(read_file(path), what, path);
+}
+
+nlohmann::json parse_json(std::string_view text, const std::string& what, const std::string& source) {
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    fail(str_cat("[", what, "] ", path, " is not valid JSON: ", e.what()));
+    fail(str_cat("[", what, "] ", source, " is not valid JSON: ", e.what()));
   }
 }
 

@@ -17,6 +17,26 @@ int32_t argmax(const float* x, int64_t n) {
   return int32_t(best);
 }
 
+TokenLogprobs token_logprobs(const float* logits, int64_t V, int32_t token, int64_t k) {
+  double mx = -INFINITY;
+  for (int64_t i = 0; i < V; ++i) mx = std::max(mx, double(logits[i]));
+  double sum = 0.0;
+  for (int64_t i = 0; i < V; ++i) sum += std::exp(double(logits[i]) - mx);
+  const double lse = mx + std::log(sum);
+  TokenLogprobs r;
+  r.logprob = float(double(logits[token]) - lse);
+  k = std::min(k, V);
+  if (k > 0) {
+    std::vector<int32_t> idx(static_cast<size_t>(V));
+    std::iota(idx.begin(), idx.end(), 0);
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
+      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+    });
+    for (int64_t i = 0; i < k; ++i) r.top.push_back({idx[size_t(i)], float(double(logits[idx[size_t(i)]]) - lse)});
+  }
+  return r;
+}
+
 Sampler::Sampler(const SamplingOptions& o) : o_(o), rng_(o.seed) {
   WAFER_CHECK(o.temperature >= 0.0f, "[sample] expected temperature >= 0, found ", o.temperature);
   WAFER_CHECK(o.top_k >= 0, "[sample] expected top-k >= 0, found ", o.top_k);

@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 #include <random>
+#include <utility>
+#include <vector>
 
 namespace wafer {
 
@@ -25,5 +27,13 @@ class Sampler {
 };
 
 int32_t argmax(const float* x, int64_t n);
+
+// The log-probability of `token` under softmax(logits) and the k most likely tokens with theirs
+// (descending, lower id first on ties): log-softmax with the max and Σ exp in fp64, index order.
+struct TokenLogprobs {
+  float logprob = 0.0f;
+  std::vector<std::pair<int32_t, float>> top;
+};
+TokenLogprobs token_logprobs(const float* logits, int64_t V, int32_t token, int64_t k);
 
 }  // namespace wafer

@@ -16,13 +16,27 @@ int64_t shape_numel(const std::vector<int64_t>& shape) {
   return n;
 }
 
+bool shape_nbytes(const std::vector<int64_t>& shape, size_t elem_size, uint64_t* nbytes) {
+  *nbytes = 0;
+  for (int64_t d : shape)
+    if (d == 0) return true;  // empty, however large the other dimensions
+  uint64_t n = elem_size;
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, uint64_t(d), &n)) return false;
+  *nbytes = n;
+  return true;
+}
+
 std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : file_(std::make_unique<MappedFile>(path)) {
+SafetensorsFile::SafetensorsFile(const std::string& path) : SafetensorsFile(std::make_unique<MappedFile>(path)) {}
+
+SafetensorsFile::SafetensorsFile(std::unique_ptr<MappedFile> file) : file_(std::move(file)) {
+  const std::string& path = file_->path();
   const size_t size = file_->size();
   WAFER_CHECK(size >= 8, "[safetensors] ", path, ": expected at least 8 bytes (header length), found ", size,
               " (truncated file?)");
@@ -73,7 +87,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(std::make_uniq
     uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
     WAFER_CHECK(begin <= end && end <= data_size, "[safetensors] ", path, ": tensor '", name, "' data_offsets [",
                 begin, ", ", end, ") out of range: the data section has ", data_size, " bytes (truncated file?)");
-    uint64_t expected = uint64_t(shape_numel(ref.shape)) * dtype_size(ref.dtype);
+    uint64_t expected = 0;
+    WAFER_CHECK(shape_nbytes(ref.shape, dtype_size(ref.dtype), &expected), "[safetensors] ", path, ": tensor '", name,
+                "' ", dt, " ", shape_str(ref.shape), " has more bytes than 64 bits can count (corrupt header?)");
     WAFER_CHECK(end - begin == expected, "[safetensors] ", path, ": tensor '", name, "' ", dt, " ",
                 shape_str(ref.shape), " needs ", expected, " bytes, its data_offsets span ", end - begin);
     ref.data = data + begin;
@@ -94,24 +110,45 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(std::make_uniq
   }
 }
 
-void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+void write_safetensors_streamed(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                                const std::function<void(size_t i, const std::function<void(const void*, size_t)>& append)>& fill,
+                                const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
+  std::vector<uint64_t> sizes;
   for (const auto& t : tensors) {
-    uint64_t n = uint64_t(shape_numel(t.shape)) * dtype_size(t.dtype);
+    const uint64_t n = uint64_t(shape_numel(t.shape)) * dtype_size(t.dtype);
     header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + n}}};
+    sizes.push_back(n);
     offset += n;
   }
   std::string h = header.dump();
   h.append((8 - h.size() % 8) % 8, ' ');  // align the data section to 8 bytes, as HF does
-  uint64_t len = h.size();
+  const uint64_t len = h.size();
   write_file_atomic(path, [&](const auto& append) {
     append(&len, 8);
     append(h.data(), h.size());
-    for (const auto& t : tensors) append(t.data, size_t(shape_numel(t.shape)) * dtype_size(t.dtype));
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      uint64_t written = 0;
+      fill(i, [&](const void* p, size_t n) {
+        written += n;
+        append(p, n);
+      });
+      WAFER_CHECK(written == sizes[i], "[safetensors] ", path, ": tensor '", tensors[i].name, "' expected ", sizes[i],
+                  " bytes, was given ", written);
+    }
   });
+}
+
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  write_safetensors_streamed(
+      path, tensors,
+      [&](size_t i, const auto& append) {
+        append(tensors[i].data, size_t(shape_numel(tensors[i].shape)) * dtype_size(tensors[i].dtype));
+      },
+      metadata);
 }
 
 }  // namespace wafer

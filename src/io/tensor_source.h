@@ -20,6 +20,9 @@ struct TensorRef {
 };
 
 int64_t shape_numel(const std::vector<int64_t>& shape);
+// numel × elem_size of a shape read from a file (dims >= 0), or false when it does not fit in 64
+// bits: a header's claim to check against the bytes present, before any multiplication wraps.
+bool shape_nbytes(const std::vector<int64_t>& shape, size_t elem_size, uint64_t* nbytes);
 std::string shape_str(const std::vector<int64_t>& shape);  // "[768, 2304]"
 
 }  // namespace wafer

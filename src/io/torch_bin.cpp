@@ -7,6 +7,7 @@
 #include "io/torch_bin.h"
 
 #include <cstring>
+#include <unordered_map>
 
 #include "core/error.h"
 
@@ -235,12 +236,12 @@ class Unpickler {
   }
   void memo_put(size_t k) {
     check(!stack_.empty(), "memo PUT with an empty stack");
-    if (memo_.size() <= k) memo_.resize(k + 1);
     memo_[k] = stack_.back();
   }
   void memo_get(size_t k) {
-    check(k < memo_.size() && memo_[k], "memo GET of an unknown key");
-    push(memo_[k]);
+    auto it = memo_.find(k);
+    check(it != memo_.end(), "memo GET of an unknown key");
+    push(it->second);
   }
   PyPtr persistent_load(const PyPtr& pid) {
     check(pid->kind == PyObj::Kind::Tuple && pid->items.size() >= 5 && pid->items[0]->kind == PyObj::Kind::Str &&
@@ -290,20 +291,21 @@ class Unpickler {
   std::string_view d_;
   std::string where_;
   size_t pos_ = 0;
-  std::vector<PyPtr> stack_, memo_;
+  std::vector<PyPtr> stack_;
+  std::unordered_map<size_t, PyPtr> memo_;  // a dict, as in Python: LONG_BINPUT may name any key
   std::vector<size_t> marks_;
 };
 
 }  // namespace
 
-TorchBinFile::TorchBinFile(const std::string& path) {
-  {
-    MappedFile probe(path);
-    WAFER_CHECK(probe.size() >= 4 && std::memcmp(probe.data(), "PK\x03\x04", 4) == 0, "[torch] ", path,
-                ": expected a ZIP archive (torch.save since PyTorch 1.6), found other bytes; re-save the state dict "
-                "with a newer torch or convert it to safetensors");
-  }
-  zip_ = std::make_unique<ZipArchive>(path);
+TorchBinFile::TorchBinFile(const std::string& path) : TorchBinFile(std::make_unique<MappedFile>(path)) {}
+
+TorchBinFile::TorchBinFile(std::unique_ptr<MappedFile> file) {
+  const std::string path = file->path();
+  WAFER_CHECK(file->size() >= 4 && std::memcmp(file->data(), "PK\x03\x04", 4) == 0, "[torch] ", path,
+              ": expected a ZIP archive (torch.save since PyTorch 1.6), found other bytes; re-save the state dict "
+              "with a newer torch or convert it to safetensors");
+  zip_ = std::make_unique<ZipArchive>(std::move(file));
   std::string pkl;
   for (const auto& n : zip_->names())
     if (n.size() >= 9 && n.compare(n.size() - 9, 9, "/data.pkl") == 0 && n.find('/') == n.size() - 9) pkl = n;
@@ -316,26 +318,41 @@ TorchBinFile::TorchBinFile(const std::string& path) {
     const std::string& name = k->s;
     const size_t es = dtype_size(v->dtype);
     std::string_view bytes = zip_->read(prefix + "data/" + v->storage->s);
-    int64_t numel = shape_numel(v->shape);
-    int64_t extent = 0;  // largest element index reached + 1
-    for (size_t d = 0; d < v->shape.size(); ++d)
-      if (v->shape[d] > 0) extent += (v->shape[d] - 1) * v->stride[d];
-    uint64_t needed = numel == 0 ? 0 : uint64_t(v->offset + extent + 1) * es;
-    WAFER_CHECK(needed <= bytes.size(), "[torch] ", path, ": tensor '", name, "' ", shape_str(v->shape), " needs ",
-                needed, " bytes of storage ", v->storage->s, ", which has ", bytes.size(), " (corrupt file?)");
+    // Storage bytes the view reaches, (offset + Σ (size - 1) · stride + 1) · es, each step checked:
+    // the numbers come from the file and must not wrap into a small, passing value.
+    WAFER_CHECK(v->offset >= 0, "[torch] ", path, ": tensor '", name, "' has storage offset ", v->offset,
+                ", expected >= 0 (corrupt file?)");
+    uint64_t nbytes = 0, needed = 0;
+    bool fits = shape_nbytes(v->shape, es, &nbytes);
+    if (fits && nbytes > 0) {
+      uint64_t last = uint64_t(v->offset), term = 0;
+      for (size_t d = 0; d < v->shape.size() && fits; ++d)
+        fits = !__builtin_mul_overflow(uint64_t(v->shape[d] - 1), uint64_t(v->stride[d]), &term) &&
+               !__builtin_add_overflow(last, term, &last);
+      fits = fits && !__builtin_add_overflow(last, uint64_t(1), &last) && !__builtin_mul_overflow(last, es, &needed);
+    }
+    WAFER_CHECK(fits && needed <= bytes.size(), "[torch] ", path, ": tensor '", name, "' ", shape_str(v->shape),
+                " at offset ", v->offset, " needs ", fits ? std::to_string(needed) : std::string("more than 2^64"),
+                " bytes of storage ", v->storage->s, ", which has ", bytes.size(), " (corrupt file?)");
+    // A view with more elements than its storage (stride 0, overlapping strides) would be copied
+    // out at its full size; state dicts hold materialised tensors.
+    WAFER_CHECK(nbytes <= bytes.size(), "[torch] ", path, ": tensor '", name, "' ", shape_str(v->shape), " is ",
+                nbytes, " bytes, more than its storage's ", bytes.size(),
+                " (an expanded or overlapping view); save tensor.contiguous() instead");
+    const int64_t numel = int64_t(nbytes / es);
     TensorRef ref;
     ref.name = name;
     ref.dtype = v->dtype;
     ref.shape = v->shape;
     ref.file = path;
-    ref.nbytes = size_t(numel) * es;
-    bool contiguous = true;
+    ref.nbytes = size_t(nbytes);
+    bool contiguous = true;  // an empty tensor is, whatever its strides and offset say
     int64_t expect = 1;
-    for (size_t d = v->shape.size(); d-- > 0;) {
+    for (size_t d = v->shape.size(); numel > 0 && d-- > 0;) {
       if (v->shape[d] != 1 && v->stride[d] != expect) contiguous = false;
       expect *= v->shape[d];
     }
-    const char* base = bytes.data() + size_t(v->offset) * es;
+    const char* base = bytes.data() + (numel > 0 ? size_t(v->offset) * es : 0);
     if (contiguous) {
       ref.data = reinterpret_cast<const uint8_t*>(base);
     } else {  // gather a strided view into a contiguous copy

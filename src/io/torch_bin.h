@@ -16,6 +16,8 @@ namespace wafer {
 class TorchBinFile {
  public:
   explicit TorchBinFile(const std::string& path);
+  // The same over bytes already mapped or in memory (MappedFile's buffer constructor).
+  explicit TorchBinFile(std::unique_ptr<MappedFile> file);
   // Every tensor of the state dict by key; bytes live as long as this object.
   const std::map<std::string, TensorRef>& tensors() const { return tensors_; }
 

@@ -4,6 +4,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -16,7 +17,10 @@ uint32_t rd32(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | 
 uint64_t rd64(const uint8_t* p) { return uint64_t(rd32(p)) | uint64_t(rd32(p + 4)) << 32; }
 }  // namespace
 
-ZipArchive::ZipArchive(const std::string& path) : file_(std::make_unique<MappedFile>(path)) {
+ZipArchive::ZipArchive(const std::string& path) : ZipArchive(std::make_unique<MappedFile>(path)) {}
+
+ZipArchive::ZipArchive(std::unique_ptr<MappedFile> file) : file_(std::move(file)) {
+  const std::string& path = file_->path();
   const uint8_t* d = file_->data();
   const size_t n = file_->size();
   auto bad = [&](const std::string& what) {
@@ -33,7 +37,7 @@ ZipArchive::ZipArchive(const std::string& path) : file_(std::make_unique<MappedF
   uint64_t count = rd16(d + eocd + 10), cd_size = rd32(d + eocd + 12), cd_offset = rd32(d + eocd + 16);
   if (eocd >= 20 && rd32(d + eocd - 20) == 0x07064b50) {  // zip64 locator
     uint64_t z = rd64(d + eocd - 20 + 8);
-    if (z + 56 > n || rd32(d + z) != 0x06064b50) bad("bad zip64 end-of-central-directory record");
+    if (z > n || n - z < 56 || rd32(d + z) != 0x06064b50) bad("bad zip64 end-of-central-directory record");
     count = rd64(d + z + 32);
     cd_size = rd64(d + z + 40);
     cd_offset = rd64(d + z + 48);
@@ -57,8 +61,9 @@ ZipArchive::ZipArchive(const std::string& path) : file_(std::make_unique<MappedF
       uint16_t id = rd16(x + q), len = rd16(x + q + 2);
       if (id == 0x0001) {
         size_t r = q + 4;
+        const size_t end = std::min(q + 4 + size_t(len), size_t(extra_len));  // a record may claim past the field
         auto take = [&](uint64_t& field) {
-          if (field == 0xFFFFFFFFu && r + 8 <= q + 4 + len) {
+          if (field == 0xFFFFFFFFu && r + 8 <= end) {
             field = rd64(x + r);
             r += 8;
           }
@@ -86,7 +91,7 @@ std::string_view ZipArchive::read(const std::string& name) {
   const Entry& e = it->second;
   const uint8_t* d = file_->data();
   const size_t n = file_->size();
-  WAFER_CHECK(e.local_offset + 30 <= n && rd32(d + e.local_offset) == 0x04034b50, "[zip] ", path(), ": entry '", name,
+  WAFER_CHECK(e.local_offset <= n && n - e.local_offset >= 30 && rd32(d + e.local_offset) == 0x04034b50, "[zip] ", path(), ": entry '", name,
               "' has a damaged local header (corrupt or truncated archive?)");
   uint64_t start = e.local_offset + 30 + rd16(d + e.local_offset + 26) + rd16(d + e.local_offset + 28);
   WAFER_CHECK(start <= n && e.compressed_size <= n - start, "[zip] ", path(), ": entry '", name, "' needs ",
@@ -96,6 +101,10 @@ std::string_view ZipArchive::read(const std::string& name) {
     WAFER_CHECK(e.compressed_size == e.size, "[zip] ", path(), ": stored entry '", name, "' has mismatched sizes");
     out = std::string_view(reinterpret_cast<const char*>(d + start), e.size);
   } else if (e.method == 8) {
+    // Deflate expands at most 1032:1, so a larger stated size is a corrupt header, not a reason to
+    // allocate it.
+    WAFER_CHECK(e.size <= (e.compressed_size + 1) * 1032, "[zip] ", path(), ": entry '", name, "' states ", e.size,
+                " bytes from ", e.compressed_size, " deflated, more than deflate can expand to (corrupt archive?)");
     auto cached = inflated_.find(name);
     if (cached == inflated_.end()) {
       std::string buf(e.size, '\0');

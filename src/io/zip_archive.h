@@ -14,6 +14,8 @@ namespace wafer {
 class ZipArchive {
  public:
   explicit ZipArchive(const std::string& path);
+  // The same over bytes already mapped or in memory (MappedFile's buffer constructor).
+  explicit ZipArchive(std::unique_ptr<MappedFile> file);
 
   bool contains(const std::string& name) const { return entries_.count(name) != 0; }
   // Names of all entries, sorted.

@@ -17,15 +17,17 @@ float ModelConfig::attn_scale() const {
 namespace {
 
 void validate(const ModelConfig& c, const std::string& src) {
-  auto positive = [&](const char* name, int64_t v) {
-    WAFER_CHECK(v > 0, "[config] ", src, ": expected ", name, " > 0, found ", v);
+  // Upper bounds far past any real model (13B: V 50257, P 2048, C 5120, L 40, F 20480) that keep
+  // parameter_count and every size derived from the shape inside int64.
+  auto in_range = [&](const char* name, int64_t v, int64_t max) {
+    WAFER_CHECK(v > 0 && v <= max, "[config] ", src, ": expected ", name, " in [1, ", max, "], found ", v);
   };
-  positive("vocab_size", c.vocab_size);
-  positive("n_positions", c.n_positions);
-  positive("n_embd", c.n_embd);
-  positive("n_layer", c.n_layer);
-  positive("n_head", c.n_head);
-  positive("n_inner", c.ffn());
+  in_range("vocab_size", c.vocab_size, int64_t(1) << 31);  // token ids are int32
+  in_range("n_positions", c.n_positions, int64_t(1) << 24);
+  in_range("n_embd", c.n_embd, int64_t(1) << 20);
+  in_range("n_layer", c.n_layer, int64_t(1) << 16);
+  in_range("n_head", c.n_head, c.n_embd);
+  in_range("n_inner", c.ffn(), int64_t(1) << 22);
   WAFER_CHECK(c.n_embd % c.n_head == 0, "[config] ", src, ": n_embd (", c.n_embd, ") must be divisible by n_head (",
               c.n_head, ")");
   WAFER_CHECK(c.layer_norm_epsilon > 0, "[config] ", src, ": expected layer_norm_epsilon > 0, found ",

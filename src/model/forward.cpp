@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "core/error.h"
 #include "kernels/cpu/attention.h"
@@ -15,6 +16,7 @@
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/layernorm.h"
 #include "kernels/cpu/matmul.h"
+#include "model/memory.h"
 
 namespace wafer {
 
@@ -59,24 +61,42 @@ int64_t ForwardPass::stage_rows(const LocalBatch& b) const {
   return b.rows() / tp_.size();
 }
 
+// Every buffer's size comes from the memory account (model/memory.h), which prints the same
+// numbers as its prediction. Training also sizes the pass's scratch here, once per batch shape.
 void ForwardPass::resize_slot(StageActivations& s, const LocalBatch& b) {
   const ModelConfig& c = m_.config;
   const Shard& sh = m_.shard;
-  const size_t N = size_t(b.rows()), Ns = size_t(stage_rows(b)), C = size_t(c.n_embd);
-  const size_t Ca = size_t(sh.attn_width(c)), Fl = size_t(sh.ffn(c)), Ha = size_t(sh.heads(c));
+  const RowShape r{.B = b.B, .Tc = b.Tc, .chunks = b.chunks, .N = b.rows(), .Ns = stage_rows(b)};
   const bool training = mode_ == PassMode::Training;
-  s.blocks.resize(training ? size_t(sh.n_layers()) : 1);
-  s.resid.resize(training ? size_t(sh.n_layers()) + 1 : 2);
-  for (auto& a : s.blocks) {
-    a.ln1.resize(N * C), a.ln1_mean.resize(Ns), a.ln1_rstd.resize(Ns);
-    a.qkv.resize(N * 3 * Ca), a.atty.resize(N * Ca), a.att_lse.resize(N * Ha), a.res2.resize(Ns * C);
-    a.ln2.resize(N * C), a.ln2_mean.resize(Ns), a.ln2_rstd.resize(Ns);
-    a.fch.resize(N * Fl), a.fch_gelu.resize(N * Fl);
-  }
-  for (auto& r : s.resid) r.resize(Ns * C);
-  s.lnf_mean.resize(Ns), s.lnf_rstd.resize(Ns);
-  if (training) s.dresid.resize(Ns * C), s.dinput.resize(Ns * C);
+  const BlockActivationSizes all = block_activation_sizes(c, sh, r);
+  const Recompute rc = training ? recompute_ : Recompute::None;
+  const SlotSizes ss = slot_sizes(c, sh, r, training);
+  auto size = [](std::vector<float>& v, int64_t k) { v.resize(size_t(k)); };
+  auto size_block = [&](BlockActivations& a, const BlockActivationSizes& n) {
+    size(a.ln1, n.ln1), size(a.ln1_mean, n.ln1_mean), size(a.ln1_rstd, n.ln1_rstd);
+    size(a.qkv, n.qkv), size(a.atty, n.atty), size(a.att_lse, n.att_lse), size(a.res2, n.res2);
+    size(a.ln2, n.ln2), size(a.ln2_mean, n.ln2_mean), size(a.ln2_rstd, n.ln2_rstd);
+    size(a.fch, n.fch), size(a.fch_gelu, n.fch_gelu);
+  };
+  s.blocks.resize(size_t(ss.blocks));
+  s.resid.resize(size_t(ss.resid_count));
+  for (auto& a : s.blocks) size_block(a, kept_block_activations(all, rc));
+  size_block(work_, recomputed_block_activations(all, rc));
+  for (auto& x : s.resid) size(x, ss.resid);
+  size(s.lnf_mean, ss.lnf_stat), size(s.lnf_rstd, ss.lnf_stat);
+  size(s.dresid, ss.dresid), size(s.dinput, ss.dinput);
   s.loss_sum = 0;
+  if (!training) return;
+  Layout l;
+  l.tp = tp_.size(), l.cp = cp_.size(), l.sp = sp_;
+  const PassScratchSizes p = pass_scratch_sizes(c, sh, l, r, rc);
+  size(recompute_out_, p.recompute_out);
+  size(tmp_full_, p.tmp_full), size(tmp_rows_, p.tmp_rows), size(lnf_full_, p.lnf_full), size(lnf_rows_, p.lnf_rows);
+  size(logits_, p.logits), size(losses_, p.losses);
+  size(dres2_, p.dres2), size(dfch_, p.dfch), size(dfch_gelu_, p.dfch_gelu), size(dln_, p.dln);
+  size(datty_, p.datty), size(dqkv_, p.dqkv), size(dgather_, p.dgather);
+  for (auto& kv : ring_.kv) size(kv, p.ring_kv);
+  size(ring_.part_out, p.ring_part_out), size(ring_.part_lse, p.ring_part_lse);
 }
 
 float* ForwardPass::prepare(int slot, const LocalBatch& b) {
@@ -134,7 +154,7 @@ void ForwardPass::block_forward(const LayerWeights& w, BlockActivations& a, floa
                                 const LocalBatch& b, const LayerKV* kv, int64_t pos0) {
   const ModelConfig& c = m_.config;
   const Shard& sh = m_.shard;
-  const int64_t C = c.n_embd, Ca = sh.attn_width(c), Fl = sh.ffn(c), Ha = sh.heads(c), D = c.head_dim();
+  const int64_t C = c.n_embd, Ca = sh.attn_width(c), Fl = sh.ffn(c);
   const int64_t N = b.rows(), Ns = stage_rows(b);
   const float eps = float(c.layer_norm_epsilon);
   tmp_full_.resize(size_t(N * C));
@@ -147,6 +167,31 @@ void ForwardPass::block_forward(const LayerWeights& w, BlockActivations& a, floa
   } else {
     layernorm_forward(a.ln1.data(), a.ln1_mean.data(), a.ln1_rstd.data(), x, w.ln1_w, w.ln1_b, N, C, eps);
   }
+  attention_core(w, a, b, kv, pos0);
+  matmul_forward(tmp_full_.data(), a.atty.data(), m_.weight(w.attn_proj_w), nullptr, N, Ca, C);  // partial over tp
+  const float* y = reduce_rows(tmp_full_.data(), tmp_rows_.data(), Ns);
+  residual_bias_forward(a.res2.data(), x, y, w.attn_proj_b, Ns, C);
+
+  // MLP, the same pattern: c_fc by columns, c_proj by rows.
+  if (sp_) {
+    layernorm_forward(tmp_rows_.data(), a.ln2_mean.data(), a.ln2_rstd.data(), a.res2.data(), w.ln2_w, w.ln2_b, Ns, C,
+                      eps);
+    tp_.all_gather(a.ln2.data(), tmp_rows_.data(), Ns * C);
+  } else {
+    layernorm_forward(a.ln2.data(), a.ln2_mean.data(), a.ln2_rstd.data(), a.res2.data(), w.ln2_w, w.ln2_b, N, C, eps);
+  }
+  matmul_forward(a.fch.data(), a.ln2.data(), m_.weight(w.fc_w), w.fc_b, N, C, Fl);
+  gelu_(a.fch_gelu.data(), a.fch.data(), N * Fl);
+  matmul_forward(tmp_full_.data(), a.fch_gelu.data(), m_.weight(w.fc_proj_w), nullptr, N, Fl, C);
+  y = reduce_rows(tmp_full_.data(), tmp_rows_.data(), Ns);
+  residual_bias_forward(out, a.res2.data(), y, w.fc_proj_b, Ns, C);
+}
+
+void ForwardPass::attention_core(const LayerWeights& w, BlockActivations& a, const LocalBatch& b, const LayerKV* kv,
+                                 int64_t pos0) {
+  const ModelConfig& c = m_.config;
+  const Shard& sh = m_.shard;
+  const int64_t C = c.n_embd, Ca = sh.attn_width(c), Ha = sh.heads(c), D = c.head_dim(), N = b.rows();
   matmul_forward(a.qkv.data(), a.ln1.data(), m_.weight(w.qkv_w), w.qkv_b, N, C, 3 * Ca);  // [N, 3Ca] = Q|K|V of Ha heads
   if (kv) {  // decoding (cp = 1): append K, V at positions pos0.. and attend over [0, pos0 + T)
     const int64_t B = b.B, T = b.Tc;
@@ -165,23 +210,6 @@ void ForwardPass::block_forward(const LayerWeights& w, BlockActivations& a, floa
     ring_attention_forward(cp_, a.atty.data(), a.att_lse.data(), a.qkv.data(), {b.B, b.Tc, Ha, D, c.attn_scale()},
                            ring_);
   }
-  matmul_forward(tmp_full_.data(), a.atty.data(), m_.weight(w.attn_proj_w), nullptr, N, Ca, C);  // partial over tp
-  const float* y = reduce_rows(tmp_full_.data(), tmp_rows_.data(), Ns);
-  residual_bias_forward(a.res2.data(), x, y, w.attn_proj_b, Ns, C);
-
-  // MLP, the same pattern: c_fc by columns, c_proj by rows.
-  if (sp_) {
-    layernorm_forward(tmp_rows_.data(), a.ln2_mean.data(), a.ln2_rstd.data(), a.res2.data(), w.ln2_w, w.ln2_b, Ns, C,
-                      eps);
-    tp_.all_gather(a.ln2.data(), tmp_rows_.data(), Ns * C);
-  } else {
-    layernorm_forward(a.ln2.data(), a.ln2_mean.data(), a.ln2_rstd.data(), a.res2.data(), w.ln2_w, w.ln2_b, N, C, eps);
-  }
-  matmul_forward(a.fch.data(), a.ln2.data(), m_.weight(w.fc_w), w.fc_b, N, C, Fl);
-  gelu_(a.fch_gelu.data(), a.fch.data(), N * Fl);
-  matmul_forward(tmp_full_.data(), a.fch_gelu.data(), m_.weight(w.fc_proj_w), nullptr, N, Fl, C);
-  y = reduce_rows(tmp_full_.data(), tmp_rows_.data(), Ns);
-  residual_bias_forward(out, a.res2.data(), y, w.fc_proj_b, Ns, C);
 }
 
 void ForwardPass::block_backward(const LayerWeights& w, const LayerWeights& g, const BlockActivations& a,
@@ -222,17 +250,44 @@ void ForwardPass::block_backward(const LayerWeights& w, const LayerWeights& g, c
   layernorm_backward(dx, g.ln1_w, g.ln1_b, dln, x, w.ln1_w, a.ln1_mean.data(), a.ln1_rstd.data(), Ns, C);
 }
 
+namespace {
+// Lends a block the working buffers for what `rc` does not keep (and takes them back: the same
+// call again). The swaps move vectors, not their contents.
+void swap_recomputed(BlockActivations& a, BlockActivations& work, Recompute rc) {
+  if (rc == Recompute::Full) std::swap(a, work);
+  if (rc != Recompute::Selective) return;
+  std::swap(a.qkv, work.qkv), std::swap(a.atty, work.atty), std::swap(a.att_lse, work.att_lse);
+}
+}  // namespace
+
 const float* ForwardPass::run_blocks(StageActivations& s, const LocalBatch& b, const std::vector<LayerKV>& kv,
                                      int64_t pos0) {
   const bool training = mode_ == PassMode::Training;
+  const Recompute rc = training ? recompute_ : Recompute::None;
   const int64_t L = m_.shard.n_layers();
   for (int64_t l = 0; l < L; ++l) {
-    // Training keeps every block's input and activations; inference ping-pongs two buffers.
+    // Training keeps every block's input and activations (less what rc recomputes); inference
+    // ping-pongs two buffers.
     const size_t in = training ? size_t(l) : size_t(l % 2), out = training ? size_t(l + 1) : size_t((l + 1) % 2);
-    block_forward(m_.w.layers[size_t(l)], s.blocks[training ? size_t(l) : 0], s.resid[out].data(),
-                  s.resid[in].data(), b, kv.empty() ? nullptr : &kv[size_t(l)], pos0);
+    BlockActivations& a = s.blocks[training ? size_t(l) : 0];
+    swap_recomputed(a, work_, rc);
+    block_forward(m_.w.layers[size_t(l)], a, s.resid[out].data(), s.resid[in].data(), b,
+                  kv.empty() ? nullptr : &kv[size_t(l)], pos0);
+    swap_recomputed(a, work_, rc);
   }
   return s.resid[training ? size_t(L) : size_t(L % 2)].data();
+}
+
+void ForwardPass::recompute_then_backward(StageActivations& s, int64_t l, float* dx, const LocalBatch& b,
+                                          const ModelWeights& grads) {
+  const LayerWeights& w = m_.w.layers[size_t(l)];
+  BlockActivations& a = s.blocks[size_t(l)];
+  const float* x = s.resid[size_t(l)].data();
+  swap_recomputed(a, work_, recompute_);
+  if (recompute_ == Recompute::Full) block_forward(w, a, recompute_out_.data(), x, b, nullptr, 0);
+  if (recompute_ == Recompute::Selective) attention_core(w, a, b, nullptr, 0);
+  block_backward(w, grads.layers[size_t(l)], a, x, dx, b);
+  swap_recomputed(a, work_, recompute_);
 }
 
 void ForwardPass::head_logits(StageActivations& s, const float* x, const LocalBatch& b, LogitsRows rows) {
@@ -300,9 +355,7 @@ const float* ForwardPass::stage_backward(int slot, const LocalBatch& b, const fl
     std::copy(s.dresid.begin(), s.dresid.end(), dx);
   else
     std::copy(dout, dout + s.dinput.size(), dx);
-  for (int64_t l = sh.n_layers() - 1; l >= 0; --l)
-    block_backward(m_.w.layers[size_t(l)], grads.layers[size_t(l)], s.blocks[size_t(l)], s.resid[size_t(l)].data(), dx,
-                   b);
+  for (int64_t l = sh.n_layers() - 1; l >= 0; --l) recompute_then_backward(s, l, dx, b, grads);
   if (!sh.first_stage) return dx;
   embed_backward(dx, b, grads);
   return nullptr;
@@ -414,6 +467,37 @@ std::pair<double, int64_t> ForwardPass::forward_loss(const int32_t* tokens, cons
   }
   pp_.broadcast(result, sizeof result, pp_.size() - 1);
   return {result[0], int64_t(result[1])};
+}
+
+// --- Memory held (the memory account's test) ----------------------------------------------------
+
+namespace {
+double cap(const std::vector<float>& v) { return 4.0 * double(v.capacity()); }
+}  // namespace
+
+double ForwardPass::slot_bytes() const {
+  double b = 0;
+  for (const StageActivations& s : slots_) {
+    for (const BlockActivations& a : s.blocks)
+      for (const auto* v : {&a.ln1, &a.ln1_mean, &a.ln1_rstd, &a.qkv, &a.atty, &a.att_lse, &a.res2, &a.ln2, &a.ln2_mean,
+                            &a.ln2_rstd, &a.fch, &a.fch_gelu})
+        b += cap(*v);
+    for (const auto& r : s.resid) b += cap(r);
+    b += cap(s.lnf_mean) + cap(s.lnf_rstd) + cap(s.dresid) + cap(s.dinput);
+  }
+  return b;
+}
+
+double ForwardPass::scratch_bytes() const {
+  double b = 0;
+  for (const auto* v : {&tmp_full_, &tmp_rows_, &lnf_full_, &lnf_rows_, &dres2_, &dfch_, &dfch_gelu_, &dln_, &datty_,
+                        &dqkv_, &dgather_, &ring_.kv[0], &ring_.kv[1], &ring_.part_out, &ring_.part_lse})
+    b += cap(*v);
+  return b;
+}
+
+double ForwardPass::logits_bytes() const {
+  return cap(logits_) + cap(losses_) + cap(ce_.rowmax) + 8.0 * double(ce_.sumexp.capacity() + ce_.target.capacity());
 }
 
 }  // namespace wafer

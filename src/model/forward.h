@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kernels/cpu/gelu.h"
+#include "model/memory.h"
 #include "model/model.h"
 #include "parallel/layout.h"
 #include "parallel/ring_attention.h"
@@ -107,6 +108,16 @@ class ForwardPass {
   const float* stage_backward(int slot, const LocalBatch& b, const float* dout, const ModelWeights& grads);
 
   const Model& model() const { return m_; }
+  // Training: what each block keeps from its forward for its backward (model/memory.h). Selective
+  // and Full recompute the rest in the backward, one block at a time, into one working block;
+  // the recomputation runs the same kernels on the same inputs, so the gradients are bit-identical
+  // to keeping everything. Set before the first prepare().
+  void set_recompute(Recompute rc) { recompute_ = rc; }
+  // Bytes of capacity this pass holds, for the memory account's test (model/memory.h): the activation
+  // slots; the scratch and ring buffers; the logits, per-row losses and loss statistics.
+  double slot_bytes() const;
+  double scratch_bytes() const;
+  double logits_bytes() const;
 
  private:
   bool sp() const { return sp_; }
@@ -123,6 +134,12 @@ class ForwardPass {
   // and the output [N, C] sent on to stage p+1 (and returned). Collective over tp, cp and pp.
   const float* whole_model_stage(StageActivations& s, const LocalBatch& b, const std::vector<LayerKV>& kv,
                                  int64_t pos0, int tag);
+  // The attention part of a block's forward: a.qkv, a.atty, a.att_lse from a.ln1 (all rows).
+  void attention_core(const LayerWeights& w, BlockActivations& a, const LocalBatch& b, const LayerKV* kv,
+                      int64_t pos0);
+  // Block l's backward under recomputation: first rebuilds what the slot did not keep.
+  void recompute_then_backward(StageActivations& s, int64_t l, float* dx, const LocalBatch& b,
+                               const ModelWeights& grads);
   // Runs the blocks of this stage over slot s (its resid[0] already holds the input).
   const float* run_blocks(StageActivations& s, const LocalBatch& b, const std::vector<LayerKV>& kv, int64_t pos0);
   // All rows of x [Ns, C] on every tp rank: a view of x, or gathered into `full` (sequence parallel).
@@ -138,6 +155,9 @@ class ForwardPass {
   GeluForwardFn gelu_;
   GeluBackwardFn gelu_backward_;
   std::vector<StageActivations> slots_;
+  Recompute recompute_ = Recompute::None;
+  BlockActivations work_;              // the block being recomputed (sized by recomputed_block_activations)
+  std::vector<float> recompute_out_;   // [Ns, C] its output under Full (the slot keeps the real one)
   RingScratch ring_;
   VocabParallelStats ce_;
   std::vector<float> tmp_full_, tmp_rows_;    // [N, C], [Ns, C]

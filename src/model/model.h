@@ -38,6 +38,9 @@ struct Model {
 // or pytorch_model.bin (also sharded). 16-bit weights are upcast to fp32. Throws on a missing,
 // unexpected, mis-shaped or non-float tensor, naming the file and tensor.
 std::unique_ptr<Model> load_hf_model(const std::string& dir);
+// Shard `sh` of the model in an HF folder whose config is `c`: each rank copies only its slice of
+// each tensor out of the mapped files (model/weight_files.h), never the whole model.
+std::unique_ptr<Model> load_hf_model(const std::string& dir, const ModelConfig& c, const Shard& sh);
 // The config.json of an HF folder, with the same checks (the folder exists, has a config).
 ModelConfig load_hf_config(const std::string& dir);
 

@@ -110,16 +110,21 @@ int64_t shard_parameter_count(const ModelConfig& c, const Shard& sh) {
   return n;
 }
 
-void copy_to_shard(const ParamSpec& s, const float* full, float* local) {
+void copy_to_shard(const ParamSpec& s, const void* full, DType dtype, float* local) {
   const SliceMap& m = s.slice;
+  const size_t esize = dtype_size(dtype);
+  const auto* bytes = static_cast<const uint8_t*>(full);
   for (int64_t o = 0; o < m.outer; ++o)
     for (int64_t k = 0; k < m.sections; ++k) {
       float* dst = local + (o * m.sections + k) * m.local_inner;
       const int64_t n = std::max<int64_t>(0, std::min(m.local_inner, m.full_inner - m.offset));
-      if (n > 0) std::memcpy(dst, full + (o * m.sections + k) * m.full_inner + m.offset, size_t(n) * sizeof(float));
+      const int64_t from = (o * m.sections + k) * m.full_inner + m.offset;  // elements into the whole tensor
+      if (n > 0) convert_to_f32(dst, bytes + size_t(from) * esize, dtype, size_t(n));
       std::memset(dst + n, 0, size_t(m.local_inner - n) * sizeof(float));  // vocabulary padding
     }
 }
+
+void copy_to_shard(const ParamSpec& s, const float* full, float* local) { copy_to_shard(s, full, DType::F32, local); }
 
 void copy_from_shard(const ParamSpec& s, const float* local, float* full) {
   const SliceMap& m = s.slice;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "model/config.h"
 
 namespace wafer {
@@ -89,6 +90,9 @@ struct ParamSpec {
 
 // Copies between a whole tensor (full_shape) and a shard (shape) along spec.slice.
 void copy_to_shard(const ParamSpec& s, const float* full, float* local);
+// The same from a whole tensor stored as `dtype` (a file's bytes), converted to fp32 run by run,
+// so a rank reads only its slice of a mapped file.
+void copy_to_shard(const ParamSpec& s, const void* full, DType dtype, float* local);
 void copy_from_shard(const ParamSpec& s, const float* local, float* full);
 
 // Calls fn(spec, slot) for every stored parameter, in buffer order; `slot` is the view pointer

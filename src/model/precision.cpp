@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "model/memory.h"
 #include "model/model.h"
 
 namespace wafer {
@@ -11,7 +12,7 @@ namespace wafer {
 Precision set_precision(Model& m, Precision p) {
   m.precision = usable_precision(p);
   if (m.precision == Precision::BF16) {
-    m.params_bf16.resize(m.params.size());
+    m.params_bf16.resize(size_t(bf16_copy_elems(m.config, m.shard, m.precision)));  // model/memory.h
     refresh_bf16_copy(m);
   } else {
     WAFER_CHECK(!m.fp32_matrices_released, "[precision] this model holds only bf16 matrices; it cannot return to fp32");

@@ -1,12 +1,15 @@
 // parallel/comm.cpp: Group on MPI's nonblocking calls, each completed by a polling wait with a
 // deadline (MPI itself has no timeouts). Polling backs off to short sleeps so that ranks waiting
-// on an oversubscribed machine leave the cores to the ranks that compute.
+// on an oversubscribed machine leave the cores to the ranks that compute. MPI counts are `int`,
+// so a call larger than comm_chunk_bytes() is several MPI calls over chunks of the buffer.
 #include "parallel/comm.h"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -26,10 +29,12 @@ namespace {
 bool g_mpi = false;
 int g_world_size = 1, g_world_rank = 0;
 double g_timeout = 45.0;
+int64_t g_chunk_bytes = int64_t(1) << 30;
 std::atomic<int64_t> g_step{-1};
 // What this rank is waiting in, for the termination message (read by the signal handler).
 std::atomic<const char*> g_op{nullptr};
 std::atomic<const char*> g_group{nullptr};
+std::atomic<int> g_peer{-1};  // the world rank waited on, where one is (-1: any of the group)
 
 // Async-signal-safe formatting for the SIGTERM handler.
 void append(char* buf, size_t cap, const char* s) {
@@ -61,6 +66,10 @@ void on_sigterm(int) {
     append(msg, sizeof msg, " over the ");
     append(msg, sizeof msg, g_group.load() ? g_group.load() : "?");
     append(msg, sizeof msg, " group");
+    if (g_peer.load() >= 0) {
+      append(msg, sizeof msg, " for rank ");
+      append_int(msg, sizeof msg, g_peer.load());
+    }
   } else {
     append(msg, sizeof msg, ": stopped while computing");
   }
@@ -91,6 +100,7 @@ struct Group::Comm {};
 
 void init_world(int* argc, char*** argv) {
   if (const char* t = std::getenv("WAFER_COMM_TIMEOUT")) g_timeout = std::atof(t);
+  if (const char* c = std::getenv("WAFER_COMM_CHUNK_BYTES")) set_comm_chunk_bytes(std::atoll(c));
 #ifdef WAFER_HAVE_MPI
   if (!std::getenv("OMPI_COMM_WORLD_SIZE")) return;  // not under mpirun: a world of one
   int provided = 0;
@@ -131,6 +141,8 @@ bool mpi_active() { return g_mpi; }
 void set_comm_timeout(double seconds) { g_timeout = seconds; }
 double comm_timeout() { return g_timeout; }
 void set_comm_step(int64_t step) { g_step = step; }
+void set_comm_chunk_bytes(int64_t bytes) { g_chunk_bytes = std::max<int64_t>(bytes, 1); }
+int64_t comm_chunk_bytes() { return g_chunk_bytes; }
 
 void fault_point() {
   static const char* spec = std::getenv("WAFER_FAULT");
@@ -142,6 +154,7 @@ void fault_point() {
   if (std::strcmp(kind, "kill") == 0) std::raise(SIGKILL);
   if (std::strcmp(kind, "stall") == 0)
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  if (std::strcmp(kind, "pause") == 0) std::this_thread::sleep_for(std::chrono::seconds(2));
 }
 
 Group::Group() : world_ranks_{g_world_rank}, bytes_(std::make_shared<uint64_t>(0)), seconds_(std::make_shared<double>(0)) {}
@@ -179,6 +192,7 @@ void wait_request(MPI_Request* req, const char* op, const std::string& group, co
                   int peer_world) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
+  g_peer = peer_world;
   int done = 0, polls = 0;
   auto pause = std::chrono::microseconds(5);
   for (;;) {
@@ -208,8 +222,6 @@ void wait_request(MPI_Request* req, const char* op, const std::string& group, co
   }
 }
 
-MPI_Datatype mpi_float() { return MPI_FLOAT; }
-
 }  // namespace
 
 Group Group::split_world(const std::string& name, int color, int key) {
@@ -232,50 +244,96 @@ Group Group::split_world(const std::string& name, int color, int key) {
   wait_request(&req, op, name_, world_ranks_,                                                     \
                (peer) >= 0 ? world_ranks_[size_t(peer)] : size_ == 2 ? world_ranks_[size_t(1 - rank_)] : -1)
 
+namespace {
+
+// Elements of `elem_bytes` each that one MPI call may carry when it moves `pieces` of them per
+// element offset (a gather of P ranks moves P): at least 1, and a count that fits MPI's `int`.
+int64_t chunk_elems(size_t elem_bytes, int pieces = 1) {
+  const int64_t per = g_chunk_bytes / int64_t(elem_bytes * size_t(pieces));
+  return std::clamp<int64_t>(per, 1, INT_MAX);
+}
+
+// Calls f(offset, count) over [0, n) in chunks of at most `chunk` (count fits an int).
+template <class F>
+void for_chunks(int64_t n, int64_t chunk, F f) {
+  for (int64_t off = 0; off < n; off += chunk) f(off, int(std::min(chunk, n - off)));
+}
+
+// Piece r of length c at src + r·stride, for each of P ranks, into dst[P·c] (and back).
+void pack(float* dst, const float* src, int P, int64_t stride, int64_t c) {
+  for (int r = 0; r < P; ++r) std::memcpy(dst + r * c, src + r * stride, size_t(c) * sizeof(float));
+}
+void unpack(float* dst, const float* src, int P, int64_t stride, int64_t c) {
+  for (int r = 0; r < P; ++r) std::memcpy(dst + r * stride, src + r * c, size_t(c) * sizeof(float));
+}
+
+// All-reduce in place, chunk by chunk (each chunk is an independent all-reduce).
+template <class T, class Wait>
+void all_reduce_chunks(T* x, int64_t n, MPI_Datatype type, MPI_Op mpi_op, MPI_Comm comm, Wait wait) {
+  for_chunks(n, chunk_elems(sizeof(T)), [&](int64_t off, int c) {
+    MPI_Request req;
+    MPI_Iallreduce(MPI_IN_PLACE, x + off, c, type, mpi_op, comm, &req);
+    wait(req);
+  });
+}
+
+}  // namespace
+
 void Group::all_reduce_sum(float* x, int64_t n) {
   if (size_ == 1 || n == 0) return;
   CommCall call(*this, "all_reduce", uint64_t(2 * (size_ - 1) * n / size_) * sizeof(float));
-  MPI_Request req;
-  MPI_Iallreduce(MPI_IN_PLACE, x, int(n), mpi_float(), MPI_SUM, comm_->comm, &req);
-  WAFER_MPI_WAIT(req, "all_reduce", -1);
+  all_reduce_chunks(x, n, MPI_FLOAT, MPI_SUM, comm_->comm, [&](MPI_Request& req) { WAFER_MPI_WAIT(req, "all_reduce", -1); });
 }
 
 void Group::all_reduce_sum(double* x, int64_t n) {
   if (size_ == 1 || n == 0) return;
   CommCall call(*this, "all_reduce", uint64_t(2 * (size_ - 1) * n / size_) * sizeof(double));
-  MPI_Request req;
-  MPI_Iallreduce(MPI_IN_PLACE, x, int(n), MPI_DOUBLE, MPI_SUM, comm_->comm, &req);
-  WAFER_MPI_WAIT(req, "all_reduce", -1);
+  all_reduce_chunks(x, n, MPI_DOUBLE, MPI_SUM, comm_->comm, [&](MPI_Request& req) { WAFER_MPI_WAIT(req, "all_reduce", -1); });
 }
 
 void Group::all_reduce_max(float* x, int64_t n) {
   if (size_ == 1 || n == 0) return;
   CommCall call(*this, "all_reduce(max)", uint64_t(2 * (size_ - 1) * n / size_) * sizeof(float));
-  MPI_Request req;
-  MPI_Iallreduce(MPI_IN_PLACE, x, int(n), mpi_float(), MPI_MAX, comm_->comm, &req);
-  WAFER_MPI_WAIT(req, "all_reduce(max)", -1);
+  all_reduce_chunks(x, n, MPI_FLOAT, MPI_MAX, comm_->comm,
+                    [&](MPI_Request& req) { WAFER_MPI_WAIT(req, "all_reduce(max)", -1); });
 }
 
 void Group::reduce_sum(float* x, int64_t n, int root) {
   if (size_ == 1 || n == 0) return;
   CommCall call(*this, "reduce", uint64_t(n) * sizeof(float));
-  MPI_Request req;
-  if (rank_ == root)
-    MPI_Ireduce(MPI_IN_PLACE, x, int(n), mpi_float(), MPI_SUM, root, comm_->comm, &req);
-  else
-    MPI_Ireduce(x, nullptr, int(n), mpi_float(), MPI_SUM, root, comm_->comm, &req);
-  WAFER_MPI_WAIT(req, "reduce", -1);
+  for_chunks(n, chunk_elems(sizeof(float)), [&](int64_t off, int c) {
+    MPI_Request req;
+    if (rank_ == root)
+      MPI_Ireduce(MPI_IN_PLACE, x + off, c, MPI_FLOAT, MPI_SUM, root, comm_->comm, &req);
+    else
+      MPI_Ireduce(x + off, nullptr, c, MPI_FLOAT, MPI_SUM, root, comm_->comm, &req);
+    WAFER_MPI_WAIT(req, "reduce", -1);
+  });
 }
 
+// Under the limit: one call on the caller's buffers. Over it: the same element range [o, o+c)
+// of every rank's piece is packed into one buffer of P·c and reduce-scattered.
 void Group::reduce_scatter_sum(float* out, const float* in, int64_t n) {
   if (size_ == 1) {
     if (out != in) std::memmove(out, in, size_t(n) * sizeof(float));
     return;
   }
+  if (n == 0) return;
   CommCall call(*this, "reduce_scatter", uint64_t((size_ - 1) * n) * sizeof(float));
-  MPI_Request req;
-  MPI_Ireduce_scatter_block(in, out, int(n), mpi_float(), MPI_SUM, comm_->comm, &req);
-  WAFER_MPI_WAIT(req, "reduce_scatter", -1);
+  const int64_t chunk = chunk_elems(sizeof(float), size_);
+  if (n <= chunk) {
+    MPI_Request req;
+    MPI_Ireduce_scatter_block(in, out, int(n), MPI_FLOAT, MPI_SUM, comm_->comm, &req);
+    WAFER_MPI_WAIT(req, "reduce_scatter", -1);
+    return;
+  }
+  std::vector<float> packed(size_t(size_ * chunk));
+  for_chunks(n, chunk, [&](int64_t off, int c) {
+    pack(packed.data(), in + off, size_, n, c);
+    MPI_Request req;
+    MPI_Ireduce_scatter_block(packed.data(), out + off, c, MPI_FLOAT, MPI_SUM, comm_->comm, &req);
+    WAFER_MPI_WAIT(req, "reduce_scatter", -1);
+  });
 }
 
 void Group::all_gather(float* out, const float* in, int64_t n) {
@@ -283,10 +341,22 @@ void Group::all_gather(float* out, const float* in, int64_t n) {
     if (out != in) std::memmove(out, in, size_t(n) * sizeof(float));
     return;
   }
+  if (n == 0) return;
   CommCall call(*this, "all_gather", uint64_t((size_ - 1) * n) * sizeof(float));
-  MPI_Request req;
-  MPI_Iallgather(in, int(n), mpi_float(), out, int(n), mpi_float(), comm_->comm, &req);
-  WAFER_MPI_WAIT(req, "all_gather", -1);
+  const int64_t chunk = chunk_elems(sizeof(float), size_);
+  if (n <= chunk) {
+    MPI_Request req;
+    MPI_Iallgather(in, int(n), MPI_FLOAT, out, int(n), MPI_FLOAT, comm_->comm, &req);
+    WAFER_MPI_WAIT(req, "all_gather", -1);
+    return;
+  }
+  std::vector<float> packed(size_t(size_ * chunk));
+  for_chunks(n, chunk, [&](int64_t off, int c) {
+    MPI_Request req;
+    MPI_Iallgather(in + off, c, MPI_FLOAT, packed.data(), c, MPI_FLOAT, comm_->comm, &req);
+    WAFER_MPI_WAIT(req, "all_gather", -1);
+    unpack(out + off, packed.data(), size_, n, c);
+  });
 }
 
 void Group::all_to_all(float* out, const float* in, int64_t n) {
@@ -294,18 +364,33 @@ void Group::all_to_all(float* out, const float* in, int64_t n) {
     if (out != in) std::memmove(out, in, size_t(n) * sizeof(float));
     return;
   }
+  if (n == 0) return;
   CommCall call(*this, "all_to_all", uint64_t((size_ - 1) * n) * sizeof(float));
-  MPI_Request req;
-  MPI_Ialltoall(in, int(n), mpi_float(), out, int(n), mpi_float(), comm_->comm, &req);
-  WAFER_MPI_WAIT(req, "all_to_all", -1);
+  const int64_t chunk = chunk_elems(sizeof(float), size_);
+  if (n <= chunk) {
+    MPI_Request req;
+    MPI_Ialltoall(in, int(n), MPI_FLOAT, out, int(n), MPI_FLOAT, comm_->comm, &req);
+    WAFER_MPI_WAIT(req, "all_to_all", -1);
+    return;
+  }
+  std::vector<float> packed_in(size_t(size_ * chunk)), packed_out(size_t(size_ * chunk));
+  for_chunks(n, chunk, [&](int64_t off, int c) {
+    pack(packed_in.data(), in + off, size_, n, c);
+    MPI_Request req;
+    MPI_Ialltoall(packed_in.data(), c, MPI_FLOAT, packed_out.data(), c, MPI_FLOAT, comm_->comm, &req);
+    WAFER_MPI_WAIT(req, "all_to_all", -1);
+    unpack(out + off, packed_out.data(), size_, n, c);
+  });
 }
 
 void Group::broadcast(void* data, int64_t bytes, int root) {
-  if (size_ == 1) return;
+  if (size_ == 1 || bytes == 0) return;
   CommCall call(*this, "broadcast", rank_ == root ? uint64_t(bytes) : 0);
-  MPI_Request req;
-  MPI_Ibcast(data, int(bytes), MPI_BYTE, root, comm_->comm, &req);
-  WAFER_MPI_WAIT(req, "broadcast", root);
+  for_chunks(bytes, chunk_elems(1), [&](int64_t off, int c) {
+    MPI_Request req;
+    MPI_Ibcast(static_cast<char*>(data) + off, c, MPI_BYTE, root, comm_->comm, &req);
+    WAFER_MPI_WAIT(req, "broadcast", root);
+  });
 }
 
 void Group::barrier() {
@@ -316,25 +401,33 @@ void Group::barrier() {
   WAFER_MPI_WAIT(req, "barrier", -1);
 }
 
+// A transfer of n floats is ceil(n / chunk) messages with the same tag, all posted at once;
+// MPI's non-overtaking rule matches them to the receiver's chunks in order. n = 0 sends nothing.
 CommRequest Group::isend(const float* x, int64_t n, int dest, int tag) {
   WAFER_ASSERT(dest >= 0 && dest < size_ && dest != rank_);
   *bytes_ += uint64_t(n) * sizeof(float);
-  auto req = std::make_shared<MPI_Request>();
-  MPI_Isend(x, int(n), mpi_float(), dest, tag, comm_->comm, req.get());
-  return {req, "send", dest};
+  auto reqs = std::make_shared<std::vector<MPI_Request>>();
+  for_chunks(n, chunk_elems(sizeof(float)), [&](int64_t off, int c) {
+    reqs->emplace_back();
+    MPI_Isend(x + off, c, MPI_FLOAT, dest, tag, comm_->comm, &reqs->back());
+  });
+  return {reqs, "send", dest};
 }
 
 CommRequest Group::irecv(float* x, int64_t n, int src, int tag) {
   WAFER_ASSERT(src >= 0 && src < size_ && src != rank_);
-  auto req = std::make_shared<MPI_Request>();
-  MPI_Irecv(x, int(n), mpi_float(), src, tag, comm_->comm, req.get());
-  return {req, "recv", src};
+  auto reqs = std::make_shared<std::vector<MPI_Request>>();
+  for_chunks(n, chunk_elems(sizeof(float)), [&](int64_t off, int c) {
+    reqs->emplace_back();
+    MPI_Irecv(x + off, c, MPI_FLOAT, src, tag, comm_->comm, &reqs->back());
+  });
+  return {reqs, "recv", src};
 }
 
 void Group::wait(CommRequest& r) {
   if (!r.handle) return;
   CommCall call(*this, r.op, 0);
-  WAFER_MPI_WAIT(*static_cast<MPI_Request*>(r.handle.get()), r.op, r.peer);
+  for (MPI_Request& req : *static_cast<std::vector<MPI_Request>*>(r.handle.get())) WAFER_MPI_WAIT(req, r.op, r.peer);
   r.handle.reset();
 }
 

@@ -28,14 +28,19 @@ void set_comm_timeout(double seconds);
 double comm_timeout();
 // The training step named in timeout and termination messages (-1: not training).
 void set_comm_step(int64_t step);
+// Most bytes one MPI call carries (default 1 GiB; WAFER_COMM_CHUNK_BYTES). MPI counts are `int`,
+// so larger calls are split into chunks; every rank must use the same limit. Tests set it tiny.
+void set_comm_chunk_bytes(int64_t bytes);
+int64_t comm_chunk_bytes();
 
 // Fault injection for the tests: WAFER_FAULT="kill:R:S" makes world rank R die by SIGKILL, and
-// "stall:R:S" makes it hang, when it reaches a fault point during training step S.
+// "stall:R:S" makes it hang, when it reaches a fault point during training step S; "pause:R:S"
+// makes it sleep 2 s there (the multi-host tests pull a link during that step).
 void fault_point();
 
 // One in-flight point-to-point transfer (isend / irecv); wait() before touching its buffer.
 struct CommRequest {
-  std::shared_ptr<void> handle;  // MPI_Request, held opaquely so the header needs no mpi.h
+  std::shared_ptr<void> handle;  // its MPI_Requests (one per chunk), opaque so the header needs no mpi.h
   const char* op = "";
   int peer = -1;
 };
@@ -67,6 +72,7 @@ class Group {
   void broadcast(void* data, int64_t bytes, int root);
   void barrier();
   // Point to point by group rank. The tag tells concurrent transfers between two ranks apart.
+  // A receive's n must equal the matching send's n (both are split into the same chunks).
   void send(const float* x, int64_t n, int dest, int tag);
   void recv(float* x, int64_t n, int src, int tag);
   CommRequest isend(const float* x, int64_t n, int dest, int tag);

@@ -75,61 +75,68 @@ bool Tokenizer::present(const std::string& dir) {
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
+  if (file_exists(path + "/vocab.json") && file_exists(path + "/merges.txt"))
+    return from_vocab_merges(read_file(path + "/vocab.json"), read_file(path + "/merges.txt"), path);
+  bool is_json_file = path.size() >= 5 && path.substr(path.size() - 5) == ".json" && file_exists(path);
+  std::string tj = is_json_file ? path : path + "/tokenizer.json";
+  if (file_exists(tj)) return from_tokenizer_json(read_file(tj), tj);
+  fail(str_cat("[tokenizer] expected vocab.json + merges.txt or tokenizer.json in ", path,
+               ", found neither (pass --tokenizer DIR; scripts/setup.sh puts GPT-2's in third_party/gpt2-tokenizer)"));
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::from_vocab_merges(std::string_view vocab_json, std::string_view text,
+                                                        const std::string& dir) {
+  const std::string vocab_source = dir + "/vocab.json";
+  nlohmann::json vocab = parse_json(vocab_json, "tokenizer", vocab_source);
+  MergeList merges;
+  size_t line_no = 0, pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    std::string line(text.substr(pos, nl - pos));
+    pos = nl + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line.rfind("#version", 0) == 0) continue;
+    size_t sp = line.find(' ');
+    WAFER_CHECK(sp != std::string::npos && sp > 0 && sp + 1 < line.size() && line.find(' ', sp + 1) == std::string::npos,
+                "[tokenizer] ", dir, "/merges.txt line ", line_no, ": expected two tokens separated by one space, found '",
+                line, "'");
+    merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
+  }
+  return build(vocab, merges, nlohmann::json::array(), vocab_source);
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::from_tokenizer_json(std::string_view text, const std::string& tj) {
+  nlohmann::json j = parse_json(text, "tokenizer", tj);
+  WAFER_CHECK(j.is_object() && j.contains("model") && j["model"].is_object() &&
+                  (!j["model"].contains("type") || j["model"]["type"] == "BPE") && j["model"].contains("vocab") &&
+                  j["model"].contains("merges") && j["model"]["merges"].is_array(),
+              "[tokenizer] ", tj, ": expected a BPE model with 'vocab' and 'merges'");
+  MergeList merges;
+  for (const auto& m : j["model"]["merges"]) {
+    if (m.is_string()) {
+      std::string s = m.get<std::string>();
+      size_t sp = s.find(' ');
+      WAFER_CHECK(sp != std::string::npos, "[tokenizer] ", tj, ": merge '", s, "' has no space");
+      merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+    } else {
+      WAFER_CHECK(m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string(), "[tokenizer] ", tj,
+                  ": expected merges as \"a b\" strings or [a, b] pairs");
+      merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
+    }
+  }
+  nlohmann::json added = nlohmann::json::array();
+  if (j.contains("added_tokens") && j["added_tokens"].is_array()) added = j["added_tokens"];
+  return build(j["model"]["vocab"], merges, added, tj);
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::build(const nlohmann::json& vocab, const MergeList& merges,
+                                            const nlohmann::json& added, const std::string& vocab_source) {
   auto tok = std::unique_ptr<Tokenizer>(new Tokenizer());
   std::vector<uint32_t> cp = bytes_to_unicode();
   std::unordered_map<uint32_t, uint8_t> byte_of;
   for (int b = 0; b < 256; ++b) byte_of[cp[b]] = uint8_t(b);
-
-  std::string vocab_source;
-  nlohmann::json vocab;
-  std::vector<std::pair<std::string, std::string>> merges;
-  nlohmann::json added = nlohmann::json::array();
-
-  bool is_json_file = path.size() >= 5 && path.substr(path.size() - 5) == ".json" && file_exists(path);
-  std::string tj = is_json_file ? path : path + "/tokenizer.json";
-  if (file_exists(path + "/vocab.json") && file_exists(path + "/merges.txt")) {
-    vocab_source = path + "/vocab.json";
-    vocab = read_json_file(vocab_source, "tokenizer");
-    std::string text = read_file(path + "/merges.txt");
-    size_t line_no = 0, pos = 0;
-    while (pos < text.size()) {
-      size_t nl = text.find('\n', pos);
-      if (nl == std::string::npos) nl = text.size();
-      std::string line = text.substr(pos, nl - pos);
-      pos = nl + 1;
-      ++line_no;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.empty() || line.rfind("#version", 0) == 0) continue;
-      size_t sp = line.find(' ');
-      WAFER_CHECK(sp != std::string::npos && sp > 0 && sp + 1 < line.size() && line.find(' ', sp + 1) == std::string::npos,
-                  "[tokenizer] ", path, "/merges.txt line ", line_no, ": expected two tokens separated by one space, found '",
-                  line, "'");
-      merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
-    }
-  } else if (file_exists(tj)) {
-    vocab_source = tj;
-    nlohmann::json j = read_json_file(tj, "tokenizer");
-    WAFER_CHECK(j.contains("model") && j["model"].is_object() && j["model"].value("type", "BPE") == "BPE" &&
-                    j["model"].contains("vocab") && j["model"].contains("merges"),
-                "[tokenizer] ", tj, ": expected a BPE model with 'vocab' and 'merges'");
-    vocab = j["model"]["vocab"];
-    for (const auto& m : j["model"]["merges"]) {
-      if (m.is_string()) {
-        std::string s = m.get<std::string>();
-        size_t sp = s.find(' ');
-        WAFER_CHECK(sp != std::string::npos, "[tokenizer] ", tj, ": merge '", s, "' has no space");
-        merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
-      } else {
-        WAFER_CHECK(m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string(), "[tokenizer] ", tj,
-                    ": expected merges as \"a b\" strings or [a, b] pairs");
-        merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
-      }
-    }
-    if (j.contains("added_tokens") && j["added_tokens"].is_array()) added = j["added_tokens"];
-  } else {
-    fail(str_cat("[tokenizer] expected vocab.json + merges.txt or tokenizer.json in ", path,
-                 ", found neither (pass --tokenizer DIR; scripts/setup.sh puts GPT-2's in third_party/gpt2-tokenizer)"));
-  }
 
   WAFER_CHECK(vocab.is_object() && !vocab.empty(), "[tokenizer] ", vocab_source,
               ": expected an object mapping tokens to ids");
@@ -139,6 +146,10 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
                 "[tokenizer] ", vocab_source, ": token '", it.key(), "' has no valid id");
     max_id = std::max(max_id, it.value().get<int32_t>());
   }
+  // Dense ids 0..V-1 (checked in full below) need the largest to be V - 1; checking that first
+  // keeps a lone huge id from sizing the tables.
+  WAFER_CHECK(size_t(max_id) + 1 == vocab.size(), "[tokenizer] ", vocab_source, ": expected ids 0..",
+              vocab.size() - 1, " for ", vocab.size(), " tokens, found id ", max_id);
   tok->token_bytes_.assign(size_t(max_id) + 1, std::string());
   std::vector<bool> seen(size_t(max_id) + 1, false);
   std::string raw;
@@ -151,8 +162,17 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& path) {
   }
   for (const auto& a : added) {
     if (!a.is_object() || !a.contains("id") || !a.contains("content")) continue;
+    // Added tokens reuse a vocabulary id or extend the ids past it, one each at most.
+    const size_t limit = vocab.size() + added.size();
+    WAFER_CHECK(a["id"].is_number_unsigned() && a["id"].get<uint64_t>() < limit && a["content"].is_string() &&
+                    !a["content"].get<std::string>().empty() && (!a.contains("special") || a["special"].is_boolean()),
+                "[tokenizer] ", vocab_source, ": expected each added token as {\"id\": 0..", limit - 1,
+                ", \"content\": TEXT, \"special\": true|false}, found ", a.dump().substr(0, 120));
     int32_t id = a["id"].get<int32_t>();
     std::string content = a["content"].get<std::string>();
+    WAFER_CHECK(size_t(id) >= vocab.size() || tok->token_bytes_[size_t(id)] == content, "[tokenizer] ", vocab_source,
+                ": added token '", content, "' takes id ", id, ", which the vocabulary gives to '",
+                tok->token_bytes_[size_t(id)], "'");
     if (id >= int32_t(tok->token_bytes_.size())) {
       tok->token_bytes_.resize(size_t(id) + 1);
       seen.resize(size_t(id) + 1, false);

@@ -2,6 +2,8 @@
 // encodes bytes to token ids exactly as HF tokenizers / tiktoken do, decodes ids to bytes.
 // Not here: the regex pre-tokenizer (pretokenize.h), the model.
 #pragma once
+#include <nlohmann/json_fwd.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -24,6 +26,11 @@ class Tokenizer {
  public:
   // `path` is a folder holding vocab.json + merges.txt or tokenizer.json, or a tokenizer.json file.
   static std::unique_ptr<Tokenizer> load(const std::string& path);
+  // The same from the files' text already in memory (tests, fuzz/); `dir` or `source` names
+  // them in messages.
+  static std::unique_ptr<Tokenizer> from_vocab_merges(std::string_view vocab_json, std::string_view merges_txt,
+                                                      const std::string& dir);
+  static std::unique_ptr<Tokenizer> from_tokenizer_json(std::string_view text, const std::string& source);
   // True when `dir` holds a tokenizer load() accepts.
   static bool present(const std::string& dir);
 
@@ -39,6 +46,9 @@ class Tokenizer {
   int32_t eot_id() const { return eot_id_; }
 
  private:
+  using MergeList = std::vector<std::pair<std::string, std::string>>;
+  static std::unique_ptr<Tokenizer> build(const nlohmann::json& vocab, const MergeList& merges,
+                                          const nlohmann::json& added, const std::string& vocab_source);
   void build_byte_tables();
   void add_merges(const std::vector<std::pair<std::string, std::string>>& merges, const std::string& source);
   void encode_piece(std::string_view piece, std::vector<int32_t>& out, BpeCache* cache) const;

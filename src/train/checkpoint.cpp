@@ -5,20 +5,33 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <vector>
 
 #include "core/error.h"
 #include "core/file.h"
 #include "core/json_file.h"
 #include "io/safetensors.h"
+#include "model/sharding.h"
+#include "model/weight_files.h"
 
 namespace wafer {
 
 namespace fs = std::filesystem;
 
 namespace {
+// CRC-32 of a whole file, read in 4 MiB pieces: a checkpoint of many GB is checked without
+// mapping it (mapped pages would count in every rank's resident memory).
 uint32_t file_crc(const std::string& path) {
-  MappedFile f(path);
-  return uint32_t(crc32_z(0L, f.data(), f.size()));
+  std::ifstream in(path, std::ios::binary);
+  WAFER_CHECK(in.good(), "[checkpoint] cannot read ", path);
+  std::vector<char> buf(size_t(4) << 20);
+  uLong crc = crc32_z(0L, nullptr, 0);
+  while (in) {
+    in.read(buf.data(), std::streamsize(buf.size()));
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(buf.data()), size_t(in.gcount()));
+  }
+  return uint32_t(crc);
 }
 std::string read_latest(const std::string& run_dir) {
   std::string name = read_file(run_dir + "/latest");
@@ -31,28 +44,20 @@ std::string read_latest(const std::string& run_dir) {
 
 bool has_checkpoint(const std::string& run_dir) { return file_exists(run_dir + "/latest"); }
 
-void save_checkpoint(const std::string& run_dir, const Model& m, const AdamW& opt, const CheckpointState& st) {
+void save_checkpoint(const std::string& run_dir, const Model& m, const ParallelState& par, const MomentPieces& mom,
+                     const CheckpointState& st) {
   char name[32];
   std::snprintf(name, sizeof name, "ckpt-%08lld", (long long)st.step);
   const std::string dir = run_dir + "/" + name;
-  fs::create_directories(dir);
-  save_hf_model(m, dir);
-  std::vector<TensorToWrite> moments;
-  size_t offset = 0;
-  for (const auto& s : parameter_specs(m.config)) {
-    moments.push_back({"exp_avg." + s.name, DType::F32, s.shape, opt.m().data() + offset});
-    offset += size_t(s.numel());
-  }
-  offset = 0;
-  for (const auto& s : parameter_specs(m.config)) {
-    moments.push_back({"exp_avg_sq." + s.name, DType::F32, s.shape, opt.v().data() + offset});
-    offset += size_t(s.numel());
-  }
-  write_safetensors(dir + "/optimizer.safetensors", moments);
+  const bool rank0 = par.world.rank() == 0;
+  save_hf_shard(m, par, dir);  // creates the folder on rank 0 first
+  write_whole_tensors(dir + "/optimizer.safetensors", m.config, m.shard, par,
+                      {{"exp_avg.", mom.m, mom.partitioned}, {"exp_avg_sq.", mom.v, mom.partitioned}}, DType::F32);
+  if (!rank0) return;
   nlohmann::ordered_json j;
   j["version"] = 1;
   j["step"] = st.step;
-  j["adam_t"] = opt.t();
+  j["adam_t"] = mom.t;
   j["trainer"] = st.extra;
   for (const char* f : {"model.safetensors", "config.json", "optimizer.safetensors"})
     j["crc32"][f] = file_crc(dir + "/" + f);
@@ -64,37 +69,31 @@ void save_checkpoint(const std::string& run_dir, const Model& m, const AdamW& op
   }
 }
 
-std::unique_ptr<Model> load_checkpoint(const std::string& run_dir, AdamWOptions opt_options,
-                                       std::unique_ptr<AdamW>* opt, CheckpointState* st) {
-  const std::string dir = run_dir + "/" + read_latest(run_dir);
+CheckpointInfo open_checkpoint(const std::string& run_dir) {
+  CheckpointInfo ck;
+  ck.dir = run_dir + "/" + read_latest(run_dir);
+  const std::string& dir = ck.dir;
   WAFER_CHECK(file_exists(dir + "/state.json"), "[checkpoint] ", dir, ": missing state.json (incomplete checkpoint)");
-  nlohmann::json j = read_json_file(dir + "/state.json", "checkpoint");
-  WAFER_CHECK(j.value("version", 0) == 1, "[checkpoint] ", dir, "/state.json: expected version 1, found ",
-              j.value("version", 0));
+  ck.state = parse_checkpoint_state(read_file(dir + "/state.json"), dir + "/state.json");
   for (const char* f : {"model.safetensors", "config.json", "optimizer.safetensors"}) {
     WAFER_CHECK(file_exists(dir + "/" + f), "[checkpoint] ", dir, ": missing ", f);
-    uint32_t want = j["crc32"].value(f, 0u), got = file_crc(dir + "/" + f);
+    uint32_t want = ck.state.crc32.at(f), got = file_crc(dir + "/" + f);
     WAFER_CHECK(want == got, "[checkpoint] ", dir, "/", f, ": checksum mismatch (expected ", want, ", found ", got,
                 "); the checkpoint is corrupt");
   }
-  auto m = load_hf_model(dir);
-  *opt = std::make_unique<AdamW>(m->params.size(), param_groups(m->config), opt_options);
-  SafetensorsFile f(dir + "/optimizer.safetensors");
-  size_t offset = 0;
-  for (const auto& s : parameter_specs(m->config)) {
-    for (const char* kind : {"exp_avg.", "exp_avg_sq."}) {
-      auto it = f.tensors().find(kind + s.name);
-      WAFER_CHECK(it != f.tensors().end() && it->second.dtype == DType::F32 && it->second.shape == s.shape,
-                  "[checkpoint] ", dir, "/optimizer.safetensors: missing or mis-shaped ", kind, s.name);
-      std::vector<float>& dst = std::string(kind) == "exp_avg." ? (*opt)->m() : (*opt)->v();
-      std::memcpy(dst.data() + offset, it->second.data, it->second.nbytes);
-    }
-    offset += size_t(s.numel());
-  }
-  (*opt)->set_t(j.value("adam_t", int64_t(0)));
-  st->step = j.value("step", int64_t(0));
-  st->extra = j.value("trainer", nlohmann::json::object());
-  return m;
+  ck.config = load_hf_config(dir);
+  return ck;
+}
+
+std::unique_ptr<Model> load_checkpoint_shard(const CheckpointInfo& ck, const Shard& sh) {
+  return load_hf_model(ck.dir, ck.config, sh);
+}
+
+void load_checkpoint_moments(const CheckpointInfo& ck, const Shard& sh, int64_t lo, int64_t hi, float* m, float* v) {
+  const std::string path = ck.dir + "/optimizer.safetensors";
+  const WeightFiles f = WeightFiles::open_safetensors(path);
+  read_shard_range(f, path, "exp_avg.", ck.config, sh, lo, hi, m);
+  read_shard_range(f, path, "exp_avg_sq.", ck.config, sh, lo, hi, v);
 }
 
 }  // namespace wafer

@@ -75,7 +75,11 @@ uint32_t write_shard(const std::string& path, const std::vector<int32_t>& tokens
   return crc;
 }
 
-TokenShard::TokenShard(const std::string& path, bool verify_crc) : file_(std::make_unique<MappedFile>(path)) {
+TokenShard::TokenShard(const std::string& path, bool verify_crc)
+    : TokenShard(std::make_unique<MappedFile>(path), verify_crc) {}
+
+TokenShard::TokenShard(std::unique_ptr<MappedFile> file, bool verify_crc) : file_(std::move(file)) {
+  const std::string& path = file_->path();
   const uint8_t* d = file_->data();
   WAFER_CHECK(file_->size() >= kHeader && std::memcmp(d, kMagic, 8) == 0, "[data] ", path,
               ": not a wafer token shard (bad magic or shorter than the 32-byte header); re-run wafer prepare");
@@ -166,7 +170,7 @@ PrepareResult prepare_dataset(const std::vector<std::string>& inputs, const Toke
   PrepareResult r;
   for (size_t i = 0; i < files.size(); ++i) {
     if (skipped[i]) {
-      ++r.skipped;
+      if (r.skipped++ == 0) r.first_skipped = files[i];
       continue;
     }
     ++r.files;
@@ -212,12 +216,20 @@ int32_t Dataset::Split::at(int64_t i) const {
 void Dataset::open_split(const std::string& dir, const std::string& name, Split& s) {
   const std::string mpath = dir + "/manifest.json";
   nlohmann::json m = read_json_file(mpath, "data");
-  WAFER_CHECK(m.contains(name) && m[name].contains("shards") && m[name]["shards"].is_array(), "[data] ", mpath,
-              ": missing the '", name, "' split; re-run wafer prepare");
+  WAFER_CHECK(m.is_object() && m.contains(name) && m[name].is_object() && m[name].contains("shards") &&
+                  m[name]["shards"].is_array(),
+              "[data] ", mpath, ": missing the '", name, "' split; re-run wafer prepare");
   for (const auto& sh : m[name]["shards"]) {
-    const std::string path = dir + "/" + sh.value("file", "");
+    WAFER_CHECK(sh.is_object() && sh.contains("file") && sh["file"].is_string() && sh.contains("tokens") &&
+                    sh["tokens"].is_number_unsigned() && sh.contains("crc32") && sh["crc32"].is_number_unsigned(),
+                "[data] ", mpath, ": expected each '", name, "' shard as {\"file\": NAME, \"tokens\": N, \"crc32\": C}, ",
+                "found ", sh.dump().substr(0, 120), "; re-run wafer prepare");
+    const std::string file = sh["file"].get<std::string>();
+    WAFER_CHECK(!file.empty() && file.find('/') == std::string::npos, "[data] ", mpath, ": expected a shard file name ",
+                "inside the dataset folder, found '", file, "'");
+    const std::string path = dir + "/" + file;
     auto shard = std::make_unique<TokenShard>(path);
-    WAFER_CHECK(shard->size() == sh.value("tokens", int64_t(-1)) && shard->crc() == sh.value("crc32", uint32_t(0)),
+    WAFER_CHECK(uint64_t(shard->size()) == sh["tokens"].get<uint64_t>() && shard->crc() == sh["crc32"].get<uint64_t>(),
                 "[data] ", path, ": does not match manifest.json (", shard->size(), " tokens, crc ", shard->crc(),
                 "); re-run wafer prepare");
     WAFER_CHECK(shard->vocab_size() == vocab_, "[data] ", path, ": vocabulary ", shard->vocab_size(), ", manifest says ",
@@ -232,9 +244,16 @@ Dataset::Dataset(const std::string& dir) {
   const std::string mpath = dir + "/manifest.json";
   WAFER_CHECK(file_exists(mpath), "[data] ", dir, ": no manifest.json; create the dataset with wafer prepare");
   nlohmann::json m = read_json_file(mpath, "data");
-  WAFER_CHECK(m.value("version", 0u) == kVersion, "[data] ", mpath, ": expected version ", kVersion, ", found ",
-              m.value("version", 0u), "; re-run wafer prepare");
-  vocab_ = m.value("vocab_size", int64_t(0));
+  WAFER_CHECK(m.is_object(), "[data] ", mpath, ": expected a JSON object, found ", m.type_name(), "; re-run wafer prepare");
+  WAFER_CHECK(m.contains("version") && m["version"] == kVersion, "[data] ", mpath, ": expected version ", kVersion,
+              ", found ", m.contains("version") ? m["version"].dump() : "none", "; re-run wafer prepare");
+  WAFER_CHECK(m.contains("vocab_size") && m["vocab_size"].is_number_unsigned() &&
+                  m["vocab_size"].get<uint64_t>() <= UINT32_MAX,
+              "[data] ", mpath, ": expected vocab_size to be a count, found ",
+              m.contains("vocab_size") ? m["vocab_size"].dump() : "none");
+  vocab_ = m["vocab_size"].get<int64_t>();
+  WAFER_CHECK(!m.contains("tokenizer") || m["tokenizer"].is_string(), "[data] ", mpath,
+              ": expected tokenizer to be a folder name, found ", m.contains("tokenizer") ? m["tokenizer"].dump() : "");
   tokenizer_dir_ = m.value("tokenizer", std::string());
   open_split(dir, "train", train_);
   open_split(dir, "val", val_);

@@ -26,6 +26,8 @@ class TokenShard {
  public:
   // Maps and validates the header, the size and (when verify_crc) the checksum.
   TokenShard(const std::string& path, bool verify_crc = true);
+  // The same over bytes already mapped or in memory (MappedFile's buffer constructor).
+  explicit TokenShard(std::unique_ptr<MappedFile> file, bool verify_crc = true);
   int64_t size() const { return n_; }
   int64_t vocab_size() const { return vocab_; }
   uint32_t crc() const { return crc_; }
@@ -44,7 +46,10 @@ struct PrepareOptions {
 };
 
 struct PrepareResult {
-  int64_t files = 0, skipped = 0, bytes = 0, train_tokens = 0, val_tokens = 0;
+  int64_t files = 0;    // text files read and tokenized
+  int64_t skipped = 0;  // files left out because they are not UTF-8 text (binary indexes, images)
+  std::string first_skipped;  // the first of those, in sorted order, to show the user which kind
+  int64_t bytes = 0, train_tokens = 0, val_tokens = 0;
 };
 
 // Tokenizes every file under `inputs` (files or folders, recursively, in sorted order; files

@@ -3,11 +3,29 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 
 #include "core/file.h"
 
 namespace wafer {
+
+std::vector<double> axis_ticks(double lo, double hi, int target) {
+  if (!(hi > lo) || !std::isfinite(lo) || !std::isfinite(hi)) return {0, 1};
+  const double raw = (hi - lo) / std::max(1, target);
+  const double mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = 10 * mag;
+  for (double m : {1.0, 2.0, 5.0})
+    if (m * mag >= raw * (1 - 1e-9)) {
+      step = m * mag;
+      break;
+    }
+  const auto first = int64_t(std::floor(lo / step + 1e-9)), last = int64_t(std::ceil(hi / step - 1e-9));
+  std::vector<double> ticks;
+  for (int64_t k = first; k <= last; ++k) ticks.push_back(double(k) * step);
+  if (ticks.size() < 2) ticks.push_back(ticks.back() + step);
+  return ticks;
+}
 
 void write_loss_plot(const std::string& path, const std::vector<std::pair<double, double>>& train,
                      const std::vector<std::pair<double, double>>& val, const std::string& title) {
@@ -22,6 +40,9 @@ void write_loss_plot(const std::string& path, const std::vector<std::pair<double
     }
   if (y0 > y1) y0 = 0, y1 = 1;
   if (y1 - y0 < 1e-6) y1 = y0 + 1;
+  // Axes run from tick to tick, and the ticks are round numbers (8, 9, 10; 0, 50, 100).
+  const std::vector<double> yt = axis_ticks(y0, y1), xt = axis_ticks(x0, x1);
+  y0 = yt.front(), y1 = yt.back(), x0 = xt.front(), x1 = xt.back();
   auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * (W - left - right); };
   auto py = [&](double y) { return top + (y1 - y) / (y1 - y0) * (H - top - bottom); };
   std::string s;
@@ -33,14 +54,15 @@ void write_loss_plot(const std::string& path, const std::vector<std::pair<double
   s += buf;
   std::snprintf(buf, sizeof buf, "<text x=\"%.0f\" y=\"24\" font-size=\"15\">%s</text>\n", left, title.c_str());
   s += buf;
-  for (int k = 0; k <= 5; ++k) {  // grid and tick labels
-    double y = y0 + (y1 - y0) * k / 5.0, x = x0 + (x1 - x0) * k / 5.0;
+  for (double y : yt) {  // horizontal grid lines and loss labels
     std::snprintf(buf, sizeof buf,
                   "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n",
+                  "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
                   left, py(y), W - right, py(y), left - 6, py(y) + 4, y);
     s += buf;
-    std::snprintf(buf, sizeof buf, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n", px(x),
+  }
+  for (double x : xt) {  // step labels
+    std::snprintf(buf, sizeof buf, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n", px(x),
                   H - bottom + 18, x);
     s += buf;
   }

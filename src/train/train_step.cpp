@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/memory.h"
 #include "train/pipeline.h"
 
 namespace wafer {
@@ -13,9 +14,9 @@ TrainStep::TrainStep(Model& m, const AdamWOptions& opt, double clip_norm)
     : TrainStep(m, ParallelState::single(), opt, clip_norm) {}
 
 namespace {
+// Buffer sizes come from the memory account (model/memory.h), which also prints them.
 size_t zero_part(size_t n, const ParallelState& par) {
-  const size_t p = size_t(par.dpcp.size());
-  return par.layout.zero ? (n + p - 1) / p : n;
+  return size_t(zero_partition(int64_t(n), par.dpcp.size(), par.layout.zero));
 }
 }  // namespace
 
@@ -29,11 +30,11 @@ TrainStep::TrainStep(Model& m, const ParallelState& par, const AdamWOptions& opt
       world_(par.world),
       pass_(m, par, PassMode::Training),
       eval_pass_(m, par, PassMode::Inference),
-      grads_(par.layout.zero ? zero_part(m.params.size(), par) * size_t(par.dpcp.size()) : m.params.size(), 0.0f),
+      grads_(size_t(gradient_elems(int64_t(m.params.size()), par.dpcp.size(), par.layout.zero)), 0.0f),
       gw_(point_weights(m.config, m.shard, grads_.data())),
       n_(m.params.size()),
       part_(zero_part(m.params.size(), par)),
-      adamw_(par.layout.zero ? part_ : n_,
+      adamw_(size_t(moment_elems(int64_t(n_), par.dpcp.size(), par.layout.zero)),
              par.layout.zero ? param_groups(m.config, m.shard, std::min(n_, size_t(par.dpcp.rank()) * part_),
                                             std::min(n_, size_t(par.dpcp.rank() + 1) * part_))
                              : param_groups(m.config, m.shard, 0, n_),
@@ -145,19 +146,23 @@ StepResult TrainStep::step(const std::vector<Batch>& micro_batches, double lr) {
     adamw_.step(m_.params.data(), grads_.data(), lr, scale, m_.params_bf16.empty() ? nullptr : m_.params_bf16.data());
     return r;
   }
-  // ZeRO-1: update this rank's range, then every rank gathers the whole shard's parameters.
-  const size_t lo = size_t(dpcp_.rank()) * part_, len = std::min(n_, lo + part_) - std::min(n_, lo);
-  if (len > 0) adamw_.step(m_.params.data() + lo, grad_part_.data(), lr, scale);
-  std::vector<float> mine(part_, 0.0f), all(part_ * size_t(dpcp_.size()));
-  std::copy(m_.params.begin() + long(std::min(n_, lo)), m_.params.begin() + long(std::min(n_, lo + part_)),
-            mine.begin());
+  // ZeRO-1: update this rank's range (its bf16 copy in the same pass), then each range goes from
+  // its owner straight into every rank's parameters: one broadcast per owner, in place, so the
+  // step allocates no shard-sized temporaries. The other ranges' bf16 copies are rounded as
+  // they arrive.
+  uint16_t* bf16 = m_.params_bf16.empty() ? nullptr : m_.params_bf16.data();
+  const auto [lo, hi] = moment_range();
+  if (hi > lo) adamw_.step(m_.params.data() + lo, grad_part_.data(), lr, scale, bf16 ? bf16 + lo : nullptr);
   const uint64_t sent = dpcp_.bytes_sent();
   const double waited = dpcp_.seconds();
-  dpcp_.all_gather(all.data(), mine.data(), int64_t(part_));
-  std::copy(all.begin(), all.begin() + long(n_), m_.params.begin());
-  r.bytes.dp += dpcp_.bytes_sent() - sent;  // the step's traffic includes the parameter all-gather
+  for (int d = 0; d < dpcp_.size(); ++d) {
+    const size_t a = std::min(n_, size_t(d) * part_), b = std::min(n_, a + part_);
+    if (b == a) continue;
+    dpcp_.broadcast(m_.params.data() + a, int64_t((b - a) * sizeof(float)), d);
+    if (bf16 && d != dpcp_.rank()) convert_to_bf16(bf16 + a, m_.params.data() + a, int64_t(b - a));
+  }
+  r.bytes.dp += dpcp_.bytes_sent() - sent;  // the step's traffic includes the parameters' gather
   r.comm_s += dpcp_.seconds() - waited;
-  refresh_bf16_copy(m_);
   return r;
 }
 
@@ -172,27 +177,10 @@ double TrainStep::eval_loss(const std::vector<Batch>& batches) {
   return n ? sum / double(n) : 0.0;
 }
 
-void TrainStep::shard_moments(std::vector<float>* m, std::vector<float>* v) {
-  if (!par_.layout.zero) {
-    *m = adamw_.m();
-    *v = adamw_.v();
-    return;
-  }
-  for (auto [dst, src] : {std::pair{m, &adamw_.m()}, std::pair{v, &adamw_.v()}}) {
-    std::vector<float> mine(part_, 0.0f), all(part_ * size_t(dpcp_.size()));
-    std::copy(src->begin(), src->end(), mine.begin());
-    dpcp_.all_gather(all.data(), mine.data(), int64_t(part_));
-    dst->assign(all.begin(), all.begin() + long(n_));
-  }
-}
-
-void TrainStep::set_shard_moments(const std::vector<float>& m, const std::vector<float>& v, int64_t t) {
-  WAFER_ASSERT(m.size() == n_ && v.size() == n_);
-  const size_t lo = par_.layout.zero ? std::min(n_, size_t(dpcp_.rank()) * part_) : 0;
-  const size_t hi = par_.layout.zero ? std::min(n_, lo + part_) : n_;
-  std::copy(m.begin() + long(lo), m.begin() + long(hi), adamw_.m().begin());
-  std::copy(v.begin() + long(lo), v.begin() + long(hi), adamw_.v().begin());
-  adamw_.set_t(t);
+std::pair<int64_t, int64_t> TrainStep::moment_range() const {
+  if (!par_.layout.zero) return {0, int64_t(n_)};
+  const size_t lo = std::min(n_, size_t(dpcp_.rank()) * part_);
+  return {int64_t(lo), int64_t(std::min(n_, lo + part_))};
 }
 
 Batch batch_from_sequences(const std::vector<std::vector<int32_t>>& seqs) {

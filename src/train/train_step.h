@@ -59,10 +59,12 @@ class TrainStep {
   const std::vector<float>& grads() const { return grads_; }
   const ModelWeights& grad_views() const { return gw_; }
   AdamW& optimizer() { return adamw_; }
-  // AdamW moments of the whole shard (all-gathered under ZeRO-1); collective.
-  void shard_moments(std::vector<float>* m, std::vector<float>* v);
-  // Restores moments given for the whole shard, and the step count.
-  void set_shard_moments(const std::vector<float>& m, const std::vector<float>& v, int64_t t);
+  const ForwardPass& pass() const { return pass_; }  // the training pass (its buffers, for the memory account's test)
+  // The elements [lo, hi) of the shard buffer this rank's AdamW moments cover: all of it, or
+  // under ZeRO-1 its partition (the optimizer's m()[0] is element lo).
+  std::pair<int64_t, int64_t> moment_range() const;
+  // Activation recomputation of the training pass (ForwardPass::set_recompute); before the first step.
+  void set_recompute(Recompute rc) { pass_.set_recompute(rc); }
 
  private:
   double local_grad_sumsq() const;

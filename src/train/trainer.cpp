@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/format.h"
 #include "model/sharding.h"
 #include "parallel/pipeline_schedule.h"
 #include "train/checkpoint.h"
@@ -70,7 +71,7 @@ std::string format_bytes(double b) {
 }  // namespace
 
 void run_training(Model& m, const ParallelState& par, const Dataset& data, const TrainOptions& o, int64_t start_step,
-                  std::unique_ptr<AdamW> restored_opt) {
+                  const CheckpointInfo* resume) {
   const ModelConfig& c = m.config;
   WAFER_CHECK(o.seq >= 1 && o.seq <= c.n_positions, "[train] expected --seq in [1, ", c.n_positions, "], found ", o.seq);
   WAFER_CHECK(o.batch >= 1 && o.micro_batches >= 1, "[train] expected --batch >= 1 and --micro-batches >= 1");
@@ -79,12 +80,11 @@ void run_training(Model& m, const ParallelState& par, const Dataset& data, const
   const bool rank0 = world_rank() == 0;
   if (rank0) fs::create_directories(o.run_dir);
   TrainStep ts(m, par, o.adamw, o.clip_norm);
-  if (restored_opt) {  // the whole model's moments -> this shard's
-    std::vector<float> ms(m.params.size()), vs(m.params.size());
-    shard_flat(c, m.shard, restored_opt->m().data(), ms.data());
-    shard_flat(c, m.shard, restored_opt->v().data(), vs.data());
-    ts.set_shard_moments(ms, vs, restored_opt->t());
-    restored_opt.reset();
+  ts.set_recompute(o.recompute);
+  if (resume) {  // this rank's range of the shard's moments, straight from the checkpoint's tensors
+    const auto [lo, hi] = ts.moment_range();
+    load_checkpoint_moments(*resume, m.shard, lo, hi, ts.optimizer().m().data(), ts.optimizer().v().data());
+    ts.optimizer().set_t(resume->state.adam_t);
   }
 
   const std::string metrics_path = o.run_dir + "/metrics.jsonl";
@@ -101,27 +101,17 @@ void run_training(Model& m, const ParallelState& par, const Dataset& data, const
   std::ofstream metrics;  // rank 0 only
   if (rank0) metrics.open(metrics_path, std::ios::app);
   const double flops_per_token = 3.0 * forward_flops_per_token(c, o.seq);
-  const std::string title = "wafer: " + std::to_string(parameter_count(c)) + " parameters, batch " +
+  const std::string title = "wafer: " + human_count(double(parameter_count(c))) + " parameters, batch " +
                             std::to_string(o.batch * o.micro_batches) + " x " + std::to_string(o.seq);
-  // Checkpoints hold whole tensors: the shards (and ZeRO's optimizer pieces) gather on rank 0.
+  // Checkpoints hold whole tensors: rank 0 assembles them from the shards (and ZeRO's pieces).
   auto checkpoint = [&](int64_t step) {
     CheckpointState st;
     st.step = step;
     st.extra = {{"seed", o.seed}, {"batch", o.batch}, {"seq", o.seq}, {"micro_batches", o.micro_batches},
                 {"data_cursor", step * o.micro_batches}, {"schedule", o.schedule.describe()},
                 {"layout", par.layout.describe()}};
-    if (par.world.size() == 1) return save_checkpoint(o.run_dir, m, ts.optimizer(), st);
-    std::vector<float> ms, vs;
-    ts.shard_moments(&ms, &vs);
-    std::vector<float> m_full = gather_to_rank0(c, m.shard, ms.data(), par);
-    std::vector<float> v_full = gather_to_rank0(c, m.shard, vs.data(), par);
-    auto full = gather_model(m, par);
-    if (!rank0) return;
-    AdamW opt(m_full.size(), {}, o.adamw);
-    opt.m() = std::move(m_full);
-    opt.v() = std::move(v_full);
-    opt.set_t(ts.optimizer().t());
-    save_checkpoint(o.run_dir, *full, opt, st);
+    const AdamW& opt = ts.optimizer();
+    save_checkpoint(o.run_dir, m, par, {opt.m().data(), opt.v().data(), par.layout.zero == 1, opt.t()}, st);
   };
   auto validate = [&](int64_t step) {
     if (data.val_tokens() < o.seq + 1) return;
@@ -207,12 +197,20 @@ void run_training(Model& m, const ParallelState& par, const Dataset& data, const
       return;
     }
   }
-  std::unique_ptr<Model> full = par.world.size() > 1 ? gather_model(m, par) : nullptr;
+  const std::string final_dir = o.run_dir + "/final";
+  if (c.is_mup() && par.world.size() > 1) {
+    // μP's export folds multipliers across tensors (wte into an untied head), which the
+    // tensor-by-tensor writer does not do: the whole model is gathered on rank 0 for it.
+    auto full = gather_model(m, par);
+    if (rank0) save_hf_model(*export_for_hf(*full), final_dir);
+  } else if (c.is_mup()) {
+    save_hf_model(*export_for_hf(m), final_dir);
+  } else {
+    save_hf_shard(m, par, final_dir);
+  }
   if (!rank0) return;
   if (o.progress && o.progress_tty) std::fprintf(stderr, "\n");
   write_loss_plot(o.run_dir + "/loss.svg", train_curve, val_curve, title);
-  const std::string final_dir = o.run_dir + "/final";
-  save_hf_model(*export_for_hf(full ? *full : m), final_dir);
   if (!o.tokenizer_dir.empty()) copy_tokenizer(o.tokenizer_dir, final_dir);
 }
 

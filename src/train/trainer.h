@@ -9,6 +9,7 @@
 #include "model/model.h"
 #include "parallel/layout.h"
 #include "train/adamw.h"
+#include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/schedule.h"
 
@@ -32,14 +33,16 @@ struct TrainOptions {
   bool progress = true;
   bool progress_tty = false;     // redraw one line (a terminal) or print every twentieth step (a log)
   std::string tokenizer_dir;     // copied into final/ when set
+  Recompute recompute = Recompute::None;  // what the backward recomputes instead of keeping
 };
 
-// Runs from step `start_step` (0, or the checkpoint's step when resuming; `restored_opt` then
-// holds the whole model's AdamW state) to o.steps. Collective: every rank of the layout calls it
-// with its shard `m`; world rank 0 writes metrics, plots, checkpoints (whole tensors, so any
-// layout can resume them) and the final export. Throws on a non-finite loss naming the step;
-// checkpoints already written stay intact.
+// Runs from step `start_step` (0, or the checkpoint's step when resuming from `resume`, whose
+// AdamW moments each rank then reads for its own range) to o.steps. Collective: every rank of the
+// layout calls it with its shard `m`; checkpoints and the final export hold whole tensors (so any
+// layout can resume them), written by world rank 0 tensor by tensor from every rank's slices;
+// rank 0 also writes metrics and plots. Throws on a non-finite loss naming the step; checkpoints
+// already written stay intact.
 void run_training(Model& m, const ParallelState& par, const Dataset& data, const TrainOptions& o, int64_t start_step,
-                  std::unique_ptr<AdamW> restored_opt);
+                  const CheckpointInfo* resume);
 
 }  // namespace wafer

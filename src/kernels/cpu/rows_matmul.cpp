@@ -1,0 +1,299 @@
+// kernels/cpu/rows_matmul.cpp: the serving GEMMs, each output element's arithmetic fixed
+// whatever the batch (see rows_matmul.h). Threads split the output columns (or vocabulary rows)
+// into fixed blocks, so an element is always computed whole by one thread: the thread count and
+// N change who computes it, never how. Masked loads handle column tails with the same fused
+// multiply-add per lane, so a tail element's sequence of operations equals a full block's.
+// AVX-512 has intrinsics: register tiles of up to 6 rows × 64 columns, or for up to 4 rows
+// (decode) a contiguous sweep of each thread's columns; both apply the same operations to each
+// element, so which one ran never shows in the bits (tested). Other CPUs run a
+// portable loop (the same per-element operations, compiled for AVX2+FMA or the baseline).
+#include "kernels/cpu/rows_matmul.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "kernels/cpu/cpu_isa.h"
+
+namespace wafer {
+
+namespace {
+
+// ---- portable loops ----
+
+template <typename W>
+[[gnu::always_inline]] inline void fwd_rows_portable(float* out, const float* x, const W* w, const float* bias,
+                                                     int64_t N, int64_t C, int64_t OC, int64_t j0, int64_t j1) {
+  std::vector<float> acc(size_t(j1 - j0));
+  for (int64_t n = 0; n < N; ++n) {
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (int64_t c = 0; c < C; ++c) {
+      const float xc = x[n * C + c];
+      const W* wr = w + c * OC + j0;
+      for (int64_t j = 0; j < j1 - j0; ++j) acc[size_t(j)] = std::fma(xc, weight_to_f32(wr[j]), acc[size_t(j)]);
+    }
+    for (int64_t j = j0; j < j1; ++j) out[n * OC + j] = acc[size_t(j - j0)] + (bias ? bias[j] : 0.0f);
+  }
+}
+
+// Σ of 16 lane sums by a fixed tree: (l, l+8), then (l, l+4), (l, l+2), (l, l+1).
+inline float tree16(float* s) {
+  for (int w = 8; w >= 1; w /= 2)
+    for (int l = 0; l < w; ++l) s[l] += s[l + w];
+  return s[0];
+}
+
+template <typename W>
+[[gnu::always_inline]] inline void head_rows_portable(float* out, const float* x, const W* w, int64_t N, int64_t C,
+                                                      int64_t V, int64_t v0, int64_t v1, float scale) {
+  for (int64_t v = v0; v < v1; ++v)
+    for (int64_t n = 0; n < N; ++n) {
+      float s[16] = {};
+      for (int64_t c = 0; c < C; ++c) s[c % 16] = std::fma(weight_to_f32(w[v * C + c]), x[n * C + c], s[c % 16]);
+      out[n * V + v] = scale * tree16(s);
+    }
+}
+
+template <typename W>
+[[gnu::target("avx2,fma")]] void fwd_rows_avx2(float* out, const float* x, const W* w, const float* bias, int64_t N,
+                                               int64_t C, int64_t OC, int64_t j0, int64_t j1) {
+  fwd_rows_portable(out, x, w, bias, N, C, OC, j0, j1);
+}
+template <typename W>
+void fwd_rows_generic(float* out, const float* x, const W* w, const float* bias, int64_t N, int64_t C, int64_t OC,
+                      int64_t j0, int64_t j1) {
+  fwd_rows_portable(out, x, w, bias, N, C, OC, j0, j1);
+}
+template <typename W>
+[[gnu::target("avx2,fma")]] void head_rows_avx2(float* out, const float* x, const W* w, int64_t N, int64_t C, int64_t V,
+                                                int64_t v0, int64_t v1, float scale) {
+  head_rows_portable(out, x, w, N, C, V, v0, v1, scale);
+}
+template <typename W>
+void head_rows_generic(float* out, const float* x, const W* w, int64_t N, int64_t C, int64_t V, int64_t v0, int64_t v1,
+                       float scale) {
+  head_rows_portable(out, x, w, N, C, V, v0, v1, scale);
+}
+
+// ---- AVX-512 ----
+
+#define WAFER_AVX512 gnu::target("avx512f,avx512bw,avx512vl,avx512dq,fma")
+
+inline __mmask16 lane_mask(int64_t left) {
+  return left <= 0 ? __mmask16(0) : left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+}
+[[WAFER_AVX512]] inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+[[WAFER_AVX512]] inline __m512 load16(const uint16_t* p, __mmask16 m) {
+  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, h), 16));
+}
+[[WAFER_AVX512]] inline float hsum(__m512 v) {
+  const __m256 s8 = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xff, v, 0), _mm512_maskz_extractf32x8_ps(0xff, v, 1));
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  return _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
+}
+
+// out rows [0, R) × columns [j0, j0 + 64) ∩ [0, OC): 4R accumulators in registers.
+template <int R, typename W>
+[[WAFER_AVX512]] void fwd_tile_avx512(float* out, const float* x, const W* w, const float* bias, int64_t C,
+                                      int64_t OC, int64_t j0) {
+  __mmask16 m[4];
+  for (int k = 0; k < 4; ++k) m[k] = lane_mask(OC - j0 - 16 * k);
+  __m512 acc[R][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < 4; ++k) acc[r][k] = _mm512_setzero_ps();
+  const W* wc = w + j0;
+  for (int64_t c = 0; c < C; ++c, wc += OC) {
+    _mm_prefetch(reinterpret_cast<const char*>(wc + 8 * OC), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(wc + 8 * OC + 32), _MM_HINT_T0);
+    const __m512 w0 = load16(wc, m[0]), w1 = load16(wc + 16, m[1]), w2 = load16(wc + 32, m[2]),
+                 w3 = load16(wc + 48, m[3]);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512 xb = _mm512_set1_ps(x[r * C + c]);
+      acc[r][0] = _mm512_fmadd_ps(xb, w0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(xb, w1, acc[r][1]);
+      acc[r][2] = _mm512_fmadd_ps(xb, w2, acc[r][2]);
+      acc[r][3] = _mm512_fmadd_ps(xb, w3, acc[r][3]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < 4; ++k) {
+      __m512 v = acc[r][k];
+      if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m[k], bias + j0 + 16 * k));
+      _mm512_mask_storeu_ps(out + r * OC + j0 + 16 * k, m[k], v);
+    }
+}
+
+template <typename W>
+[[WAFER_AVX512]] void fwd_rows_avx512(float* out, const float* x, const W* w, const float* bias, int64_t N, int64_t C,
+                                      int64_t OC, int64_t j0, int64_t j1) {
+  for (int64_t j = j0; j < j1; j += 64)
+    for (int64_t n = 0; n < N; n += 6) {
+      float* o = out + n * OC;
+      const float* xn = x + n * C;
+      switch (std::min<int64_t>(6, N - n)) {
+        case 6: fwd_tile_avx512<6>(o, xn, w, bias, C, OC, j); break;
+        case 5: fwd_tile_avx512<5>(o, xn, w, bias, C, OC, j); break;
+        case 4: fwd_tile_avx512<4>(o, xn, w, bias, C, OC, j); break;
+        case 3: fwd_tile_avx512<3>(o, xn, w, bias, C, OC, j); break;
+        case 2: fwd_tile_avx512<2>(o, xn, w, bias, C, OC, j); break;
+        default: fwd_tile_avx512<1>(o, xn, w, bias, C, OC, j); break;
+      }
+    }
+}
+
+// Few rows (decode): the thread's columns [j0, j1) of each weight row are read in one
+// contiguous sweep, c outer, accumulating in `out` itself. The same operations per element as
+// fwd_tile_avx512 (0, then one fused multiply-add per c in ascending order, then + bias), so a
+// row's bits do not depend on which of the two loops ran it.
+template <int R, typename W>
+[[WAFER_AVX512]] void fwd_stream_avx512(float* out, const float* x, const W* w, const float* bias, int64_t C,
+                                        int64_t OC, int64_t j0, int64_t j1) {
+  const int64_t n = j1 - j0;
+  for (int r = 0; r < R; ++r) std::fill(out + r * OC + j0, out + r * OC + j1, 0.0f);
+  for (int64_t c = 0; c < C; ++c) {
+    const W* wr = w + c * OC + j0;
+    __m512 xb[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) xb[r] = _mm512_set1_ps(x[r * C + c]);
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 m = lane_mask(n - j);
+      const __m512 wv = load16(wr + j, m);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        float* o = out + r * OC + j0 + j;
+        _mm512_mask_storeu_ps(o, m, _mm512_fmadd_ps(xb[r], wv, _mm512_maskz_loadu_ps(m, o)));
+      }
+    }
+  }
+  if (bias)
+    for (int r = 0; r < R; ++r)
+      for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 m = lane_mask(n - j);
+        float* o = out + r * OC + j0 + j;
+        _mm512_mask_storeu_ps(o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), _mm512_maskz_loadu_ps(m, bias + j0 + j)));
+      }
+}
+
+template <typename W>
+[[WAFER_AVX512]] void fwd_stream_rows_avx512(float* out, const float* x, const W* w, const float* bias, int64_t N,
+                                             int64_t C, int64_t OC, int64_t j0, int64_t j1) {
+  switch (N) {
+    case 4: return fwd_stream_avx512<4>(out, x, w, bias, C, OC, j0, j1);
+    case 3: return fwd_stream_avx512<3>(out, x, w, bias, C, OC, j0, j1);
+    case 2: return fwd_stream_avx512<2>(out, x, w, bias, C, OC, j0, j1);
+    default: return fwd_stream_avx512<1>(out, x, w, bias, C, OC, j0, j1);
+  }
+}
+
+// out rows [0, NR) × vocabulary rows [v, v + VR): NR·VR accumulators of 16 lanes over c.
+template <int NR, int VR, typename W>
+[[WAFER_AVX512]] void head_tile_avx512(float* out, const float* x, const W* w, int64_t C, int64_t V, int64_t v,
+                                       float scale) {
+  __m512 acc[NR][VR];
+#pragma GCC unroll 16
+  for (int r = 0; r < NR; ++r)
+    for (int k = 0; k < VR; ++k) acc[r][k] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < C; c += 16) {
+    const __mmask16 m = lane_mask(C - c);
+    __m512 wv[VR];
+#pragma GCC unroll 4
+    for (int k = 0; k < VR; ++k) wv[k] = load16(w + (v + k) * C + c, m);
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; ++r) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x + r * C + c);
+#pragma GCC unroll 4
+      for (int k = 0; k < VR; ++k) acc[r][k] = _mm512_fmadd_ps(wv[k], xv, acc[r][k]);
+    }
+  }
+  for (int r = 0; r < NR; ++r)
+    for (int k = 0; k < VR; ++k) out[r * V + v + k] = scale * hsum(acc[r][k]);
+}
+
+template <int VR, typename W>
+[[WAFER_AVX512]] void head_rows_vr_avx512(float* out, const float* x, const W* w, int64_t N, int64_t C, int64_t V,
+                                          int64_t v, float scale) {
+  for (int64_t n = 0; n < N; n += 4) {
+    float* o = out + n * V;
+    const float* xn = x + n * C;
+    switch (std::min<int64_t>(4, N - n)) {
+      case 4: head_tile_avx512<4, VR>(o, xn, w, C, V, v, scale); break;
+      case 3: head_tile_avx512<3, VR>(o, xn, w, C, V, v, scale); break;
+      case 2: head_tile_avx512<2, VR>(o, xn, w, C, V, v, scale); break;
+      default: head_tile_avx512<1, VR>(o, xn, w, C, V, v, scale); break;
+    }
+  }
+}
+
+template <typename W>
+[[WAFER_AVX512]] void head_rows_avx512(float* out, const float* x, const W* w, int64_t N, int64_t C, int64_t V,
+                                       int64_t v0, int64_t v1, float scale) {
+  int64_t v = v0;
+  for (; v + 4 <= v1; v += 4) head_rows_vr_avx512<4>(out, x, w, N, C, V, v, scale);
+  for (; v < v1; ++v) head_rows_vr_avx512<1>(out, x, w, N, C, V, v, scale);
+}
+
+// ---- threading: fixed blocks of the output, independent of N ----
+
+constexpr int64_t kColBlock = 64;   // rows_matmul columns per block
+constexpr int64_t kVocabBlock = 64; // rows_matmul_transposed vocabulary rows per block
+constexpr int64_t kStreamRows = 4;  // up to this many rows: fwd_stream_avx512
+
+template <typename W>
+void rows_matmul_impl(float* out, const float* x, const W* w, const float* bias, int64_t N, int64_t C, int64_t OC) {
+  const Isa isa = kernel_isa();
+  const auto rows = isa == Isa::Avx512 ? fwd_rows_avx512<W> : isa == Isa::Avx2 ? fwd_rows_avx2<W> : fwd_rows_generic<W>;
+  if (isa == Isa::Avx512 && N <= kStreamRows) {  // decode: one contiguous column range per thread
+#pragma omp parallel
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads(), vecs = (OC + 15) / 16;
+      const int64_t j0 = std::min(OC, vecs * t / nt * 16), j1 = std::min(OC, vecs * (t + 1) / nt * 16);
+      if (j1 > j0) fwd_stream_rows_avx512<W>(out, x, w, bias, N, C, OC, j0, j1);
+    }
+    return;
+  }
+  const int64_t nb = (OC + kColBlock - 1) / kColBlock;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < nb; ++b) rows(out, x, w, bias, N, C, OC, b * kColBlock, std::min(OC, (b + 1) * kColBlock));
+}
+
+template <typename W>
+void rows_head_impl(float* out, const float* x, const W* w, int64_t N, int64_t C, int64_t V, float scale) {
+  const Isa isa = kernel_isa();
+  const auto rows =
+      isa == Isa::Avx512 ? head_rows_avx512<W> : isa == Isa::Avx2 ? head_rows_avx2<W> : head_rows_generic<W>;
+  const int64_t nb = (V + kVocabBlock - 1) / kVocabBlock;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < nb; ++b) rows(out, x, w, N, C, V, b * kVocabBlock, std::min(V, (b + 1) * kVocabBlock), scale);
+}
+
+}  // namespace
+
+void rows_matmul(float* out, const float* inp, WeightView w, const float* bias, int64_t N, int64_t C, int64_t OC) {
+  WAFER_CHECK(N >= 0 && C > 0 && OC > 0, "[rows_matmul] expected positive sizes, found N=", N, " C=", C, " OC=", OC);
+  if (N == 0) return;
+  if (w.bf16)
+    rows_matmul_impl(out, inp, w.bf16, bias, N, C, OC);
+  else
+    rows_matmul_impl(out, inp, w.f32, bias, N, C, OC);
+}
+
+void rows_matmul_transposed(float* out, const float* inp, WeightView w, int64_t N, int64_t C, int64_t V, float scale) {
+  WAFER_CHECK(N >= 0 && C > 0 && V > 0, "[rows_matmul] expected positive sizes, found N=", N, " C=", C, " V=", V);
+  if (N == 0) return;
+  if (w.bf16)
+    rows_head_impl(out, inp, w.bf16, N, C, V, scale);
+  else
+    rows_head_impl(out, inp, w.f32, N, C, V, scale);
+}
+
+}  // namespace wafer

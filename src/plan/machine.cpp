@@ -1,0 +1,160 @@
+// plan/machine.cpp: machine files and the built-in machines, each figure with its source.
+#include "plan/machine.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/file.h"
+
+namespace wafer {
+
+namespace {
+
+// Link bandwidths are 75% of the published per-direction peak: the bus bandwidth NCCL's
+// all-reduce reaches on these systems (nccl-tests), one factor fixed for every GPU machine before
+// any comparison. Latencies are estimates (per collective step, launch included), not datasheet
+// figures. GEMM curves: cuBLAS reaches about 80% of the dense peak on large bf16 GEMMs.
+const char* kA100 = R"({
+  "name": "a100-80gb",
+  "source": "NVIDIA A100 80GB SXM datasheet (2021): 312 TFLOP/s BF16 dense, 19.5 TFLOP/s FP32, 80 GB HBM2e at 2039 GB/s; NVLink 3 600 GB/s bidirectional (300 per direction); DGX A100: 8 GPUs and 8 x 200 Gb/s HDR InfiniBand (25 GB/s per GPU). Bandwidths below are 75% of those peaks; latencies estimated",
+  "devices_per_node": 8,
+  "device": {"peak_tflops": {"fp32": 19.5, "bf16": 312}, "gemm_efficiency": {"max": 0.8, "half_dim": 256},
+             "memory_gb": 80, "memory_bw_gbs": 2039},
+  "links": {"intra": {"bw_gbs": 225, "latency_us": 8}, "inter": {"bw_gbs": 18.75, "latency_us": 15}},
+  "runtime_mb": 1500
+})";
+
+const char* kH100 = R"({
+  "name": "h100-80gb",
+  "source": "NVIDIA H100 SXM5 datasheet (2022): 989 TFLOP/s BF16 dense, 67 TFLOP/s FP32, 80 GB HBM3 at 3350 GB/s; NVLink 4 900 GB/s bidirectional (450 per direction); DGX H100: 8 GPUs and 8 x 400 Gb/s NDR InfiniBand (50 GB/s per GPU). Bandwidths below are 75% of those peaks; latencies estimated",
+  "devices_per_node": 8,
+  "device": {"peak_tflops": {"fp32": 67, "bf16": 989}, "gemm_efficiency": {"max": 0.75, "half_dim": 384},
+             "memory_gb": 80, "memory_bw_gbs": 3350},
+  "links": {"intra": {"bw_gbs": 337.5, "latency_us": 8}, "inter": {"bw_gbs": 37.5, "latency_us": 15}},
+  "runtime_mb": 1500
+})";
+
+// WSE-2 figures: Cerebras (Hot Chips 33, 2021; CS-2 product brief) as reported by Tom's Hardware
+// 2022-11-14 "Cerebras Reveals Andromeda": 850,000 cores, 40 GB on-chip SRAM, 20 PB/s memory
+// bandwidth, 220 Pb/s fabric; Andromeda's 16 CS-2s give 120 PFLOP/s dense fp16, so 7.5 per CS-2.
+// CS-2 I/O: 12 x 100 GbE = 150 GB/s (CS-2 product brief). 48 KB per core = 40 GB / 850,000.
+const char* kCS2 = R"({
+  "name": "cs2",
+  "source": "Cerebras WSE-2 / CS-2: 850,000 cores, 40 GB SRAM (about 48 KB per core), 20 PB/s memory bandwidth, 220 Pb/s 2-D mesh fabric (Hot Chips 33, 2021; Tom's Hardware 2022-11-14); 7.5 PFLOP/s dense fp16 per CS-2 (Andromeda: 120 PFLOP/s over 16 CS-2s, Cerebras 2022-11); 12 x 100 GbE I/O = 150 GB/s per CS-2 to MemoryX/SwarmX (CS-2 product brief). GEMM efficiency 0.5 is an assumption: Cerebras publishes no utilisation for these runs",
+  "devices_per_node": 1,
+  "device": {"peak_tflops": {"fp32": 1875, "bf16": 7500}, "gemm_efficiency": {"max": 0.5, "half_dim": 64},
+             "memory_gb": 40, "memory_bw_gbs": 20000000},
+  "links": {"intra": {"bw_gbs": 27500000, "latency_us": 0.001}, "inter": {"bw_gbs": 150, "latency_us": 20}},
+  "runtime_mb": 0,
+  "wafer_scale": {"cores": 850000, "sram_per_core_kb": 48, "mesh_width": 922, "mesh_height": 922,
+                  "fabric_hop_ns": 1, "core_tflops": 0.0088}
+})";
+
+// Measured on the development machine (2 cores of an AMD EPYC with AVX-512 BF16, 24 GiB) by
+// `wafer bench --ceilings` on 2026-12-01: sgemm 46.5 GFLOP/s, bf16 GEMM 93.7 GFLOP/s, streaming
+// read 11.7 GB/s, all with both cores. MPI over shared memory: bandwidth and latency estimated.
+const char* kThis = R"({
+  "name": "this",
+  "source": "wafer bench --ceilings on the development machine (2 cores, 24 GiB), 2026-12-01; MPI shared-memory link estimated",
+  "devices_per_node": 2, "memory_shared": true,
+  "device": {"peak_tflops": {"fp32": 0.02323, "bf16": 0.04687}, "gemm_efficiency": {"max": 1.0, "half_dim": 48},
+             "memory_gb": 23.4, "memory_bw_gbs": 5.84},
+  "links": {"intra": {"bw_gbs": 4, "latency_us": 30}, "inter": {"bw_gbs": 1.1, "latency_us": 50}},
+  "runtime_mb": 60
+})";
+
+double get(const nlohmann::json& j, const char* key, const std::string& source) {
+  WAFER_CHECK(j.is_object() && j.contains(key) && j[key].is_number(), "[machine] ", source, ": expected a number '",
+              key, "'");
+  return j[key].get<double>();
+}
+
+}  // namespace
+
+double Machine::gemm_efficiency(double m, double n, double k) const {
+  if (m <= 0 || n <= 0 || k <= 0) return gemm_max_eff;
+  const double h = 3.0 / (1.0 / m + 1.0 / n + 1.0 / k);
+  return gemm_max_eff * h / (h + gemm_half_dim);
+}
+
+Machine machine_from_json(const nlohmann::json& j, const std::string& source) {
+  WAFER_CHECK(j.is_object() && j.contains("device") && j.contains("links"), "[machine] ", source,
+              ": expected an object with \"device\" and \"links\"");
+  Machine m;
+  m.name = j.value("name", source);
+  m.source = j.value("source", "");
+  m.devices_per_node = int(get(j, "devices_per_node", source));
+  m.memory_shared = j.value("memory_shared", false);
+  const auto& d = j["device"];
+  WAFER_CHECK(d.contains("peak_tflops"), "[machine] ", source, ": expected device.peak_tflops {fp32, bf16}");
+  m.peak_tflops_fp32 = get(d["peak_tflops"], "fp32", source);
+  m.peak_tflops_bf16 = get(d["peak_tflops"], "bf16", source);
+  if (d.contains("gemm_efficiency")) {
+    m.gemm_max_eff = get(d["gemm_efficiency"], "max", source);
+    m.gemm_half_dim = get(d["gemm_efficiency"], "half_dim", source);
+  }
+  m.mem_gb = get(d, "memory_gb", source);
+  m.mem_bw_gbs = get(d, "memory_bw_gbs", source);
+  for (auto [key, link] : {std::pair{"intra", &m.intra}, std::pair{"inter", &m.inter}}) {
+    WAFER_CHECK(j["links"].contains(key), "[machine] ", source, ": expected links.", key);
+    link->bw_gbs = get(j["links"][key], "bw_gbs", source);
+    link->latency_us = get(j["links"][key], "latency_us", source);
+  }
+  m.runtime_mb = j.value("runtime_mb", 0.0);
+  if (j.contains("wafer_scale")) m.wafer_scale = true, m.extra = j["wafer_scale"];
+  WAFER_CHECK(m.devices_per_node >= 1 && m.peak_tflops_fp32 > 0 && m.peak_tflops_bf16 > 0 && m.mem_gb > 0 &&
+                  m.mem_bw_gbs > 0 && m.intra.bw_gbs > 0 && m.inter.bw_gbs > 0,
+              "[machine] ", source, ": expected positive devices_per_node, peaks, memory and bandwidths");
+  return m;
+}
+
+nlohmann::ordered_json machine_to_json(const Machine& m) {
+  nlohmann::ordered_json j;
+  j["name"] = m.name;
+  j["source"] = m.source;
+  j["devices_per_node"] = m.devices_per_node;
+  if (m.memory_shared) j["memory_shared"] = true;
+  j["device"] = {{"peak_tflops", {{"fp32", m.peak_tflops_fp32}, {"bf16", m.peak_tflops_bf16}}},
+                 {"gemm_efficiency", {{"max", m.gemm_max_eff}, {"half_dim", m.gemm_half_dim}}},
+                 {"memory_gb", m.mem_gb},
+                 {"memory_bw_gbs", m.mem_bw_gbs}};
+  j["links"] = {{"intra", {{"bw_gbs", m.intra.bw_gbs}, {"latency_us", m.intra.latency_us}}},
+                {"inter", {{"bw_gbs", m.inter.bw_gbs}, {"latency_us", m.inter.latency_us}}}};
+  j["runtime_mb"] = m.runtime_mb;
+  if (m.wafer_scale) j["wafer_scale"] = m.extra;
+  return j;
+}
+
+std::vector<std::string> builtin_machine_names() { return {"this", "a100-80gb", "h100-80gb", "cs2"}; }
+
+Machine load_machine(const std::string& name) {
+  const char* text = name == "this" ? kThis : name == "a100-80gb" ? kA100 : name == "h100-80gb" ? kH100
+                                            : name == "cs2"       ? kCS2
+                                                                  : nullptr;
+  if (text) return machine_from_json(nlohmann::json::parse(text), name);
+  WAFER_CHECK(file_exists(name), "[machine] '", name,
+              "' is neither a built-in machine (this, a100-80gb, h100-80gb, cs2) nor a JSON file");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(name));
+  } catch (const nlohmann::json::exception& e) {
+    fail(str_cat("[machine] ", name, ": not valid JSON (", e.what(), ")"));
+  }
+  return machine_from_json(j, name);
+}
+
+Machine machine_from_ceilings(const nlohmann::json& c, int cores, double mem_gb, const std::string& name) {
+  Machine m = load_machine("this");
+  m.name = name;
+  m.source = "wafer bench --ceilings --machine-out (measured); MPI link figures estimated";
+  m.devices_per_node = std::max(1, cores);
+  m.peak_tflops_fp32 = get(c, "sgemm_gflops", "ceilings") / 1000.0 / m.devices_per_node;
+  m.peak_tflops_bf16 =
+      (c.contains("bf16_gemm_gflops") ? get(c, "bf16_gemm_gflops", "ceilings") : get(c, "sgemm_gflops", "ceilings")) /
+      1000.0 / m.devices_per_node;
+  m.mem_bw_gbs = get(c, "read_gb_per_s", "ceilings") / m.devices_per_node;
+  m.mem_gb = mem_gb;
+  return m;
+}
+
+}  // namespace wafer

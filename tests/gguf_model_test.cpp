@@ -1,0 +1,193 @@
+// tests/gguf_model_test.cpp: a model through a gpt2 GGUF file: names and orientation as
+// llama.cpp reads them, logits after the round trip (f32 exact, others within their format's
+// error), greedy generation unchanged for f32, and the tokenizer carried in the metadata.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "infer/generate.h"
+#include "io/gguf.h"
+#include "model/forward.h"
+#include "model/gguf_gpt2.h"
+#include "model/model.h"
+#include "test_util.h"
+
+namespace wafer {
+namespace {
+
+ModelConfig tiny_config(bool tied) {
+  ModelConfig c;
+  c.vocab_size = 300, c.n_positions = 32, c.n_embd = 256, c.n_layer = 2, c.n_head = 4;
+  c.tie_word_embeddings = tied;
+  return c;
+}
+
+std::vector<float> logits_of(const Model& m, const std::vector<int32_t>& ids) {
+  ForwardPass fp(m);
+  const float* p = fp.forward(ids.data(), 1, int64_t(ids.size()), 0, {}, LogitsRows::All);
+  return {p, p + ids.size() * size_t(m.config.vocab_size)};
+}
+
+TEST(GgufModel, NamesAndOrientationAsLlamaCpp) {
+  bool tr;
+  EXPECT_EQ(gguf_tensor_name("transformer.h.3.attn.c_attn.weight", &tr), "blk.3.attn_qkv.weight");
+  EXPECT_TRUE(tr);
+  EXPECT_EQ(gguf_tensor_name("h.0.mlp.c_proj.bias", &tr), "blk.0.ffn_down.bias");
+  EXPECT_FALSE(tr);
+  EXPECT_EQ(gguf_tensor_name("transformer.h.1.ln_2.weight", &tr), "blk.1.ffn_norm.weight");
+  EXPECT_FALSE(tr);
+  EXPECT_EQ(gguf_tensor_name("transformer.wte.weight", &tr), "token_embd.weight");
+  EXPECT_FALSE(tr);
+  EXPECT_EQ(gguf_tensor_name("lm_head.weight", &tr), "output.weight");
+
+  Model m(tiny_config(false));
+  init_weights(m, {.seed = 11});
+  const std::string path = test::temp_dir("gguf_names") + "/m.gguf";
+  save_gguf_model(m, path, GgufType::F32, nullptr);
+  GgufFile f(path);
+  const int64_t C = 256, F = 1024, V = 300, P = 32;
+  EXPECT_EQ(f.get_string("general.architecture"), "gpt2");
+  EXPECT_EQ(f.get_int("gpt2.embedding_length"), C);
+  EXPECT_EQ(f.get_int("gpt2.feed_forward_length"), F);
+  EXPECT_EQ(f.get_int("gpt2.block_count"), 2);
+  EXPECT_EQ(f.get_int("gpt2.attention.head_count"), 4);
+  EXPECT_EQ(f.get_int("gpt2.context_length"), P);
+  EXPECT_EQ(f.get_int("general.file_type"), 0);
+  // llama.cpp's create_tensor shapes (src/models/gpt2.cpp).
+  EXPECT_EQ(f.find_tensor("token_embd.weight")->ne, (std::vector<int64_t>{C, V}));
+  EXPECT_EQ(f.find_tensor("position_embd.weight")->ne, (std::vector<int64_t>{C, P}));
+  EXPECT_EQ(f.find_tensor("blk.0.attn_qkv.weight")->ne, (std::vector<int64_t>{C, 3 * C}));
+  EXPECT_EQ(f.find_tensor("blk.0.attn_qkv.bias")->ne, (std::vector<int64_t>{3 * C}));
+  EXPECT_EQ(f.find_tensor("blk.1.attn_output.weight")->ne, (std::vector<int64_t>{C, C}));
+  EXPECT_EQ(f.find_tensor("blk.1.ffn_up.weight")->ne, (std::vector<int64_t>{C, F}));
+  EXPECT_EQ(f.find_tensor("blk.1.ffn_down.weight")->ne, (std::vector<int64_t>{F, C}));
+  EXPECT_EQ(f.find_tensor("output.weight")->ne, (std::vector<int64_t>{C, V}));
+  ASSERT_NE(f.find_tensor("output_norm.bias"), nullptr);
+  // Transposed on disk: element (out o, in i) of ffn_up sits at o·C + i, wafer's c_fc at i·F + o.
+  const GgufTensor* up = f.find_tensor("blk.1.ffn_up.weight");
+  const float* disk = reinterpret_cast<const float*>(up->data);
+  for (int64_t i : {int64_t(0), int64_t(7), C - 1})
+    for (int64_t o : {int64_t(0), int64_t(5), F - 1}) EXPECT_EQ(disk[o * C + i], m.w.layers[1].fc_w[i * F + o]);
+  // Tied: no output.weight (llama.cpp then reads token_embd).
+  Model t(tiny_config(true));
+  init_weights(t, {.seed = 12});
+  save_gguf_model(t, path, GgufType::F32, nullptr);
+  EXPECT_EQ(GgufFile(path).find_tensor("output.weight"), nullptr);
+}
+
+TEST(GgufModel, TypePolicyFollowsLlamaCpp) {
+  const std::vector<int64_t> mat = {256, 512}, vec = {256}, odd = {96, 8}, tiny = {40, 8};
+  EXPECT_EQ(gguf_tensor_type("blk.0.attn_norm.weight", vec, GgufType::Q4_K, true), GgufType::F32);
+  EXPECT_EQ(gguf_tensor_type("position_embd.weight", mat, GgufType::Q8_0, true), GgufType::F32);
+  EXPECT_EQ(gguf_tensor_type("position_embd.weight", mat, GgufType::F16, true), GgufType::F32);
+  EXPECT_EQ(gguf_tensor_type("blk.0.ffn_up.weight", mat, GgufType::BF16, true), GgufType::BF16);
+  EXPECT_EQ(gguf_tensor_type("blk.0.ffn_up.weight", mat, GgufType::Q4_K, true), GgufType::Q4_K);
+  EXPECT_EQ(gguf_tensor_type("token_embd.weight", mat, GgufType::Q4_K, true), GgufType::Q8_0);   // the tied head
+  EXPECT_EQ(gguf_tensor_type("token_embd.weight", mat, GgufType::Q4_0, false), GgufType::Q4_0);  // only the input
+  EXPECT_EQ(gguf_tensor_type("output.weight", mat, GgufType::Q4_0, false), GgufType::Q8_0);
+  EXPECT_EQ(gguf_tensor_type("token_embd.weight", mat, GgufType::Q8_0, true), GgufType::Q8_0);
+  EXPECT_EQ(gguf_tensor_type("blk.0.ffn_up.weight", odd, GgufType::Q4_K, true), GgufType::Q8_0);  // 96 % 256
+  EXPECT_EQ(gguf_tensor_type("blk.0.ffn_up.weight", tiny, GgufType::Q8_0, true), GgufType::F16);  // 40 % 32
+}
+
+TEST(GgufModel, RoundTripLogitsAndGreedyGeneration) {
+  const std::string dir = test::temp_dir("gguf_roundtrip");
+  const std::vector<int32_t> ids = {1, 17, 250, 3, 99, 42, 7, 7, 123, 299};
+  for (bool tied : {true, false}) {
+    Model m(tiny_config(tied));
+    init_weights(m, {.seed = 21});
+    const std::vector<float> want = logits_of(m, ids);
+    float scale = 0;
+    for (float v : want) scale = std::max(scale, std::fabs(v));
+    // Max |Δlogit| allowed, relative to the largest logit: exact for f32; then the formats' error.
+    const std::pair<GgufType, float> cases[] = {{GgufType::F32, 0.0f},   {GgufType::F16, 0.01f},
+                                                {GgufType::BF16, 0.05f}, {GgufType::Q8_0, 0.05f},
+                                                {GgufType::Q4_0, 0.5f},  {GgufType::Q4_K, 0.5f}};
+    for (const auto& [type, tol] : cases) {
+      if (!tied && type != GgufType::F32 && type != GgufType::Q4_0) continue;  // the untied head: two suffice
+      const std::string path = dir + "/m_" + gguf_type_name(type) + ".gguf";
+      save_gguf_model(m, path, type, nullptr);
+      auto back = load_hf_model(path);     // the loaders dispatch on .gguf
+      ModelConfig want_config = m.config;  // GGUF keeps the epsilon as f32, as llama.cpp reads it
+      want_config.layer_norm_epsilon = double(float(want_config.layer_norm_epsilon));
+      EXPECT_EQ(back->config, want_config) << gguf_type_name(type);
+      const std::vector<float> got = logits_of(*back, ids);
+      float diff = 0;
+      for (size_t i = 0; i < got.size(); ++i) diff = std::max(diff, std::fabs(got[i] - want[i]));
+      if (type == GgufType::F32) {
+        EXPECT_EQ(got, want);
+        EXPECT_EQ(back->params, m.params);
+        GenerateOptions g{.max_new_tokens = 12, .sampling = {.temperature = 0}};
+        EXPECT_EQ(generate(*back, ids, g).tokens, generate(m, ids, g).tokens);
+      } else {
+        EXPECT_LE(diff, tol * scale) << gguf_type_name(type) << " tied=" << tied;
+        EXPECT_GT(diff, 0.0f) << gguf_type_name(type);  // the format did round something
+      }
+    }
+  }
+}
+
+TEST(GgufModel, TokenizerTravelsInTheMetadata) {
+  const std::string tok_dir = test::gpt2_tokenizer_dir();
+  const GgufVocab vocab = read_gguf_vocab(tok_dir);
+  ASSERT_EQ(vocab.tokens.size(), 50257u);
+  ModelConfig c = tiny_config(true);
+  c.vocab_size = 50257;
+  c.n_layer = 1;
+  Model m(c);
+  init_weights(m, {.seed = 3});
+  const std::string path = test::temp_dir("gguf_tok") + "/m.gguf";
+  save_gguf_model(m, path, GgufType::Q8_0, &vocab);
+  GgufFile f(path);
+  EXPECT_EQ(f.get_string("tokenizer.ggml.model"), "gpt2");
+  EXPECT_EQ(f.get_string("tokenizer.ggml.pre"), "gpt-2");
+  EXPECT_EQ(f.get_strings("tokenizer.ggml.tokens")[262], "Ġthe");
+  EXPECT_EQ(f.get_strings("tokenizer.ggml.merges")[0], "Ġ t");
+  EXPECT_EQ(f.get_ints("tokenizer.ggml.token_type")[50256], 3);  // <|endoftext|>: CONTROL
+  EXPECT_EQ(f.get_ints("tokenizer.ggml.token_type")[0], 1);
+  EXPECT_EQ(f.get_int("tokenizer.ggml.eos_token_id"), 50256);
+  auto from_gguf = load_gguf_tokenizer(path);
+  auto from_dir = Tokenizer::load(tok_dir);
+  const std::string text = "Hello world, it's a GGUF test<|endoftext|> 12345";
+  EXPECT_EQ(from_gguf->encode(text, true), from_dir->encode(text, true));
+  EXPECT_EQ(from_gguf->vocab_size(), 50257);
+}
+
+TEST(GgufModel, ExportAndQuantizeCommands) {
+  const std::string dir = test::temp_dir("gguf_cli");
+  Model m(tiny_config(true));
+  init_weights(m, {.seed = 4});
+  save_hf_model(m, dir + "/model");
+  const std::string w = test::wafer_binary();
+  auto r = test::run_command(w + " export --model " + dir + "/model --gguf --type q8_0 --out " + dir + "/m.gguf");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("gguf Q8_0"), std::string::npos) << r.out;
+  r = test::run_command(w + " quantize --model " + dir + "/m.gguf --type q4_k --out " + dir + "/k.gguf");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  GgufFile k(dir + "/k.gguf");
+  EXPECT_EQ(k.find_tensor("blk.0.ffn_up.weight")->type, GgufType::Q4_K);
+  EXPECT_EQ(k.find_tensor("token_embd.weight")->type, GgufType::Q8_0);  // the tied head
+  EXPECT_EQ(k.find_tensor("position_embd.weight")->type, GgufType::F32);
+  EXPECT_EQ(k.get_int("general.file_type"), 14);
+  r = test::run_command(w + " quantize --model " + dir + "/m.gguf --type f16 --out " + dir + "/bad.gguf");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("expected --type q8_0, q4_0 or q4_k"), std::string::npos) << r.err;
+  for (const auto& e : std::filesystem::directory_iterator(dir))  // written through a temp name and a rename
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  EXPECT_FALSE(std::filesystem::exists(dir + "/bad.gguf"));
+}
+
+TEST(GgufModel, RefusesWhatLlamaCppCannotRun) {
+  ModelConfig c = tiny_config(true);
+  c.scale_attn_weights = false;
+  Model m(c);
+  EXPECT_THROW(save_gguf_model(m, test::temp_dir("gguf_refuse") + "/m.gguf", GgufType::F32, nullptr), Error);
+  EXPECT_THROW(load_hf_model(test::temp_dir("gguf_refuse") + "/missing.gguf"), Error);
+}
+
+}  // namespace
+}  // namespace wafer

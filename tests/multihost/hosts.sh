@@ -1,0 +1,89 @@
+#!/bin/bash
+# tests/multihost/hosts.sh: N "hosts" on this one machine for the multi-host tests. Each host is a
+# network namespace PREFIX-hI with one veth link (PREFIX-vI on our side, eth0 inside, address
+# 10.77.0.(I+1)/24) to a bridge PREFIX-br; nothing gets an address outside the namespaces, so
+# every run can use the same subnet and traffic never leaves them. mpirun reaches the hosts
+# through enter.sh (its remote launcher). Names carry the caller's PREFIX (wfmh<pid>x<n>), so
+# parallel runs never collide; `down` removes everything and is safe to repeat.
+#
+#   hosts.sh up PREFIX N        make the hosts (fails, printing why, where namespaces can't be made)
+#   hosts.sh down PREFIX        kill what runs in them and remove the hosts and the bridge
+#   hosts.sh shape PREFIX       latency 2 ms (netem, where the kernel has it), 1% loss, 400 Mbit/s
+#   hosts.sh link PREFIX I up|down
+#   hosts.sh kill PREFIX I      SIGKILL every process of host I
+#   hosts.sh pids PREFIX        the processes still running in any of the hosts (none: empty)
+#   hosts.sh sweep              remove the hosts of runs whose process is gone
+set -u
+cmd=$1
+shift
+
+hosts_of() { ip netns list 2>/dev/null | awk '{print $1}' | grep "^$1-h[0-9]*$"; }
+
+case "$cmd" in
+  up)
+    P=$1 N=$2
+    set -e
+    ip link add "$P-br" type bridge
+    ip link set "$P-br" up
+    for ((i = 0; i < N; ++i)); do
+      ns="$P-h$i"
+      ip netns add "$ns"
+      ip link add "$P-v$i" type veth peer name eth0 netns "$ns"
+      ip link set "$P-v$i" master "$P-br" up
+      ip -n "$ns" addr add "10.77.0.$((i + 1))/24" dev eth0
+      ip -n "$ns" link set eth0 up
+      ip -n "$ns" link set lo up
+      # OpenMPI's out-of-band TCP has no timeout of its own: a connection with unacknowledged
+      # data to a vanished host waits for the kernel's retransmission limit (tcp_retries2=15,
+      # about 15 minutes). 4 retries give up after 6-12 s; a cluster sets the same on its nodes.
+      ip netns exec "$ns" sh -c 'echo 4 > /proc/sys/net/ipv4/tcp_retries2'
+    done
+    ;;
+  down)
+    P=$1
+    for ns in $(hosts_of "$P"); do
+      pids=$(ip netns pids "$ns" 2>/dev/null)
+      [ -n "$pids" ] && kill -9 $pids 2>/dev/null
+    done
+    for ns in $(hosts_of "$P"); do ip link del "$P-v${ns##*-h}" 2>/dev/null; done
+    ip link del "$P-br" 2>/dev/null
+    for ns in $(hosts_of "$P"); do ip netns del "$ns"; done  # also removes the veth pairs
+    exit 0
+    ;;
+  shape)
+    # tc netem is the one qdisc that delays packets; kernels built without it (this project's CI
+    # VM) get the rest: a token-bucket bandwidth cap and random drops by nftables.
+    P=$1
+    for ns in $(hosts_of "$P"); do
+      if tc -n "$ns" qdisc add dev eth0 root netem delay 2ms loss 1% rate 400mbit 2>/dev/null; then
+        echo "$ns: netem delay 2ms loss 1% rate 400mbit"
+      else
+        tc -n "$ns" qdisc add dev eth0 root tbf rate 400mbit burst 64kb latency 50ms || exit 1
+        ip netns exec "$ns" nft -f - <<'EOF' || exit 1
+table inet wfmh {
+  chain out { type filter hook output priority 0; oif "eth0" numgen random mod 100 < 1 drop; }
+}
+EOF
+        echo "$ns: no netem in this kernel: no added latency; tbf rate 400mbit; nftables drops 1% of sent packets"
+      fi
+    done
+    ;;
+  link) ip link set "$1-v$2" "$3" ;;
+  kill)
+    pids=$(ip netns pids "$1-h$2")
+    [ -n "$pids" ] && kill -9 $pids
+    exit 0
+    ;;
+  pids)
+    for ns in $(hosts_of "$1"); do ip netns pids "$ns"; done
+    ;;
+  sweep)
+    for p in $(ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^\(wfmh\([0-9]*\)x[0-9]*\)-h[0-9]*$/\1 \2/p' | sort -u | tr ' ' ':'); do
+      [ -d "/proc/${p#*:}" ] || "$0" down "${p%%:*}"
+    done
+    ;;
+  *)
+    echo "usage: hosts.sh up|down|shape|link|kill|pids|sweep ..." >&2
+    exit 2
+    ;;
+esac

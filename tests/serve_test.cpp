@@ -1,0 +1,548 @@
+// tests/serve_test.cpp: `wafer serve` end to end on loopback, plus its pieces: the
+// batch-invariant GEMMs, the batched forward (alone vs among others, bit for bit), stop strings
+// and UTF-8 holding. The server runs a tiny random model from `wafer init` on a free port; each
+// test's waits are bounded and the server is killed at the end, also on failure.
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "infer/kv_cache.h"
+#include "kernels/cpu/rows_matmul.h"
+#include "model/batch_forward.h"
+#include "model/forward.h"
+#include "serve/openai_json.h"
+#include "test_util.h"
+
+namespace wafer {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+// ---- pieces ----
+
+TEST(RowsMatmul, RowsAreIndependentOfTheBatchAndMatchTheNaiveProduct) {
+  for (int64_t OC : {48, 200, 1000}) {
+    const int64_t C = 37, N = 16;
+    auto x = test::randn(size_t(N * C), 1), w = test::randn(size_t(C * OC), 2), b = test::randn(size_t(OC), 3);
+    std::vector<float> all(static_cast<size_t>(N * OC)), one(static_cast<size_t>(OC)), ref(static_cast<size_t>(N * OC));
+    rows_matmul(all.data(), x.data(), w.data(), b.data(), N, C, OC);
+    matmul_forward_naive(ref.data(), x.data(), w.data(), b.data(), N, C, OC);
+    for (int64_t n = 0; n < N; ++n) {  // one row (the decode loop) vs a row of the batch (the tiles)
+      rows_matmul(one.data(), x.data() + n * C, w.data(), b.data(), 1, C, OC);
+      EXPECT_EQ(0, std::memcmp(one.data(), all.data() + n * OC, size_t(OC) * 4)) << "row " << n << " OC " << OC;
+    }
+    for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(all[i], ref[i], 1e-4f) << i;
+    std::vector<float> three(static_cast<size_t>(3 * OC));
+    rows_matmul(three.data(), x.data() + 5 * C, w.data(), nullptr, 3, C, OC);
+    rows_matmul(all.data(), x.data(), w.data(), nullptr, N, C, OC);
+    EXPECT_EQ(0, std::memcmp(three.data(), all.data() + 5 * OC, three.size() * 4)) << "no bias, OC " << OC;
+    // The head form: out[n, v] = scale · x[n] · w[v].
+    std::vector<float> h(static_cast<size_t>(N * OC)), h1(static_cast<size_t>(OC));
+    auto wt = test::randn(size_t(OC * C), 4);
+    rows_matmul_transposed(h.data(), x.data(), wt.data(), N, C, OC, 0.5f);
+    for (int64_t n = 0; n < N; ++n) {
+      rows_matmul_transposed(h1.data(), x.data() + n * C, wt.data(), 1, C, OC, 0.5f);
+      EXPECT_EQ(0, std::memcmp(h1.data(), h.data() + n * OC, size_t(OC) * 4)) << "head row " << n;
+      for (int64_t v = 0; v < OC; ++v) {
+        double s = 0;
+        for (int64_t c = 0; c < C; ++c) s += double(x[size_t(n * C + c)]) * wt[size_t(v * C + c)];
+        ASSERT_NEAR(h[size_t(n * OC + v)], 0.5 * s, 1e-4) << n << "," << v;
+      }
+    }
+  }
+}
+
+ModelConfig tiny_config() {
+  ModelConfig c;
+  c.n_layer = 2, c.n_embd = 32, c.n_head = 4, c.n_positions = 64, c.vocab_size = 97;
+  return c;
+}
+
+TEST(BatchForward, ASequenceAloneOrAmongOthersIsBitIdenticalAndMatchesForwardPass) {
+  Model m(tiny_config());
+  init_weights(m, {.seed = 7});
+  const std::vector<int32_t> seq = {5, 17, 3, 88, 42, 1, 9, 60, 33, 12};
+  const int64_t V = m.config.vocab_size, T = int64_t(seq.size());
+  // Reference: the training/inference ForwardPass over the whole sequence.
+  ForwardPass fp(m);
+  const float* ref = fp.forward(seq.data(), 1, T, 0, {}, LogitsRows::All);
+  std::vector<float> want(ref, ref + T * V);
+
+  // Alone: prompt in chunks of 3, one slot.
+  auto run = [&](int64_t slots, int32_t my_slot, bool crowd) {
+    KVCache cache(m, slots, 32);
+    BatchForward bf(m);
+    std::vector<float> got;
+    for (int64_t t0 = 0; t0 < T; t0 += 3) {
+      TokenBatch b;
+      if (crowd)  // other sequences' tokens before and after ours
+        for (int32_t s = 0; s < slots; ++s)
+          if (s != my_slot) b.add(int32_t((s * 7 + t0) % V), s, int32_t(t0 / 3), true);
+      const int64_t n = std::min<int64_t>(3, T - t0);
+      const int64_t mine_at = b.size();
+      for (int64_t i = 0; i < n; ++i) b.add(seq[size_t(t0 + i)], my_slot, int32_t(t0 + i), true);
+      if (crowd) b.add(7, (my_slot + 1) % int32_t(slots), int32_t(t0 / 3) + 20, false);
+      const float* lg = bf.forward(b, cache.views(), slots);
+      got.insert(got.end(), lg + mine_at * V, lg + (mine_at + n) * V);
+    }
+    return got;
+  };
+  const std::vector<float> alone = run(1, 0, false), among = run(16, 9, true);
+  ASSERT_EQ(alone.size(), want.size());
+  EXPECT_EQ(0, std::memcmp(alone.data(), among.data(), alone.size() * 4)) << "batch-dependent logits";
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(alone[i], want[i], 2e-4f) << i;
+}
+
+TEST(ChoiceText, StopStringsAcrossTokensAndWholeUtf8Characters) {
+  serve::ChoiceText t({"END", "\nUser:"});
+  EXPECT_FALSE(t.append("Hello E"));
+  EXPECT_EQ(t.take(false), "Hello ");  // "E" may start "END"
+  EXPECT_FALSE(t.append("N"));
+  EXPECT_EQ(t.take(false), "");
+  EXPECT_TRUE(t.append("Dless"));
+  EXPECT_EQ(t.take(true), "");
+  EXPECT_EQ(t.text(), "Hello ");
+
+  serve::ChoiceText u({});
+  EXPECT_FALSE(u.append("a\xc3"));  // first byte of "é"
+  EXPECT_EQ(u.take(false), "a");
+  EXPECT_FALSE(u.append("\xa9\xe2\x82"));  // rest of "é", two bytes of "€"
+  EXPECT_EQ(u.take(false), "\xc3\xa9");
+  EXPECT_FALSE(u.append("\xac"));
+  EXPECT_EQ(u.take(false), "\xe2\x82\xac");
+  EXPECT_FALSE(u.append("\xe2"));
+  EXPECT_EQ(u.take(true), "\xe2");  // the end flushes what is left
+}
+
+TEST(ChatTemplate, PlainTurns) {
+  const serve::json m = serve::json::parse(
+      R"([{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"},{"role":"assistant","content":"Hello."},{"role":"user","content":"Bye"}])");
+  EXPECT_EQ(serve::chat_prompt(m), "Be brief.\n\nUser: Hi\n\nAssistant: Hello.\n\nUser: Bye\n\nAssistant:");
+}
+
+// ---- the server ----
+
+// `wafer serve` as a child process on a free port; killed when this goes out of scope.
+class ServerProcess {
+ public:
+  ServerProcess(const std::string& model, const std::vector<std::string>& extra) {
+    log_ = test::temp_dir("serve-log-" + std::to_string(counter_++)) + "/err";
+    std::vector<std::string> args = {test::wafer_binary(), "serve", "--model", model, "--port", "0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_ = fork();
+    if (pid_ == 0) {
+      FILE* f = std::fopen(log_.c_str(), "w");
+      dup2(fileno(f), 2);
+      setenv("OMP_NUM_THREADS", "2", 1);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    for (int i = 0; i < 1200 && port_ == 0; ++i) {  // up to 120 s (ASan builds load slowly)
+      std::this_thread::sleep_for(100ms);
+      std::ifstream in(log_);
+      std::string line;
+      while (std::getline(in, line)) {
+        const auto at = line.find("ready on http://127.0.0.1:");
+        if (at != std::string::npos) port_ = std::atoi(line.c_str() + at + 26);
+      }
+      int st;
+      if (waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+    }
+  }
+  ~ServerProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  std::string log() const {
+    std::ifstream in(log_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  // SIGTERM, then the exit status (bounded wait; -1 if it had to be killed).
+  int terminate() {
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 300; ++i) {
+      int st;
+      if (waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    return -1;
+  }
+
+ private:
+  static inline int counter_ = 0;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string log_;
+};
+
+std::string tiny_model() {
+  static std::string dir = [] {
+    std::string d = test::temp_dir("serve-model");
+    auto r = test::run_command(test::wafer_binary() +
+                               " init --preset 111M --n-layer 2 --n-embd 64 --n-head 4 --n-positions 128 --tokenizer " +
+                               test::gpt2_tokenizer_dir() + " --out " + d);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return d;
+  }();
+  return dir;
+}
+
+struct Reply {
+  int status = 0;
+  json body;
+  std::string raw, retry_after;
+};
+
+Reply post(int port, const std::string& path, const std::string& body) {
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(60, 0);
+  auto r = cli.Post(path.c_str(), body, "application/json");
+  Reply out;
+  if (!r) return out;
+  out.status = r->status, out.raw = r->body, out.retry_after = r->get_header_value("Retry-After");
+  out.body = json::parse(r->body, nullptr, false);
+  return out;
+}
+
+Reply get(int port, const std::string& path) {
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(30, 0);
+  auto r = cli.Get(path.c_str());
+  Reply out;
+  if (!r) return out;
+  out.status = r->status, out.raw = r->body;
+  out.body = json::parse(r->body, nullptr, false);
+  return out;
+}
+
+int connect_loopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET, a.sin_port = htons(uint16_t(port));
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+  return fd;
+}
+
+class Serve : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess(tiny_model(), {"--parallel", "16", "--max-queue", "48"});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override { ASSERT_GT(server_->port(), 0) << "server did not start:\n" << server_->log(); }
+  int port() const { return server_->port(); }
+  static ServerProcess* server_;
+};
+ServerProcess* Serve::server_ = nullptr;
+
+TEST_F(Serve, HealthModelsMetricsTokenize) {
+  EXPECT_EQ(get(port(), "/health").status, 200);
+  Reply m = get(port(), "/v1/models");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_EQ(m.body["data"][0]["object"], "model");
+  Reply t = post(port(), "/tokenize", R"({"content":"Hello world"})");
+  ASSERT_EQ(t.status, 200);
+  EXPECT_EQ(t.body["tokens"], json::parse("[15496, 995]"));
+  Reply d = post(port(), "/detokenize", R"({"tokens":[15496, 995]})");
+  EXPECT_EQ(d.body["content"], "Hello world");
+  post(port(), "/v1/completions", R"({"prompt":"a","max_tokens":2})");
+  Reply mt = get(port(), "/metrics");
+  for (const char* name : {"wafer_requests_total", "wafer_prompt_tokens_total", "wafer_generated_tokens_total",
+                           "wafer_queue_length", "wafer_busy_slots", "wafer_time_to_first_token_seconds_bucket",
+                           "wafer_inter_token_latency_seconds_count"})
+    EXPECT_NE(mt.raw.find(name), std::string::npos) << name;
+}
+
+TEST_F(Serve, GreedyEqualsWaferGenerate) {
+  auto g = test::run_command(test::wafer_binary() + " generate --model " + tiny_model() +
+                             " --ids 15496,995,11 --max-new-tokens 12 --temperature 0 --print-ids");
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  const std::string ids = g.out.substr(g.out.rfind('\n', g.out.size() - 2) + 1);
+  Reply d = post(port(), "/detokenize", "{\"tokens\":[" + ids.substr(0, ids.size() - 1) + "]}");
+  Reply r = post(port(), "/v1/completions", R"({"prompt":[15496,995,11],"max_tokens":12,"temperature":0})");
+  ASSERT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(r.body["choices"][0]["text"], d.body["content"]);
+  EXPECT_EQ(r.body["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(r.body["usage"]["completion_tokens"], 12);
+  EXPECT_EQ(r.body["usage"]["prompt_tokens"], 3);
+}
+
+TEST_F(Serve, StopStringsAcrossTokenBoundaries) {
+  Reply full = post(port(), "/v1/completions", R"({"prompt":"The cat","max_tokens":12,"temperature":0,"logprobs":0})");
+  ASSERT_EQ(full.status, 200);
+  const auto& toks = full.body["choices"][0]["logprobs"]["tokens"];
+  const std::string t0 = toks[0], t1 = toks[1], t2 = toks[2];
+  // A stop string made of the end of token 1 and the start of token 2.
+  const std::string stop = t1.substr(t1.size() - 1) + t2.substr(0, 1);
+  json req = {{"prompt", "The cat"}, {"max_tokens", 12}, {"temperature", 0}, {"stop", {stop}}};
+  Reply r = post(port(), "/v1/completions", req.dump());
+  const std::string text = full.body["choices"][0]["text"];
+  EXPECT_EQ(r.body["choices"][0]["text"], text.substr(0, text.find(stop)));
+  EXPECT_EQ(r.body["choices"][0]["finish_reason"], "stop");
+}
+
+TEST_F(Serve, EchoLogprobsScoreThePrompt) {
+  Reply r = post(port(), "/v1/completions",
+                 R"({"prompt":"Hello world, this is","max_tokens":0,"echo":true,"logprobs":1})");
+  ASSERT_EQ(r.status, 200) << r.raw;
+  const auto& c = r.body["choices"][0];
+  EXPECT_EQ(c["text"], "Hello world, this is");
+  const auto& lp = c["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), 5u);
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  for (size_t i = 1; i < 5; ++i) EXPECT_LT(lp["token_logprobs"][i].get<double>(), 0.0);
+  EXPECT_EQ(r.body["usage"]["completion_tokens"], 0);
+  // The same prompt scored as a continuation: token 4's logprob equals its generation logprob.
+  Reply g = post(port(), "/v1/completions", R"({"prompt":"Hello world, this","max_tokens":1,"logprobs":1,"temperature":0})");
+  const double top = g.body["choices"][0]["logprobs"]["token_logprobs"][0];
+  const auto& top4 = lp["top_logprobs"][4];
+  EXPECT_EQ(top4.begin().value().get<double>(), top);
+}
+
+TEST_F(Serve, ListPromptsAndN) {
+  Reply r = post(port(), "/v1/completions", R"({"prompt":["a b","c d"],"n":2,"max_tokens":3,"seed":5})");
+  ASSERT_EQ(r.status, 200) << r.raw;
+  ASSERT_EQ(r.body["choices"].size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(r.body["choices"][i]["index"], i);
+  EXPECT_EQ(r.body["usage"]["completion_tokens"], 12);
+  Reply chat = post(port(), "/v1/chat/completions", R"({"messages":[{"role":"user","content":"Hi"}],"max_tokens":3})");
+  ASSERT_EQ(chat.status, 200) << chat.raw;
+  EXPECT_EQ(chat.body["object"], "chat.completion");
+  EXPECT_EQ(chat.body["choices"][0]["message"]["role"], "assistant");
+}
+
+TEST_F(Serve, BadRequestsGet400WithOpenAiErrors) {
+  struct Case {
+    std::string body, param;
+  };
+  const std::vector<Case> cases = {
+      {"{not json", ""},
+      {R"({"prompt":"x","max_tokens":"many"})", "max_tokens"},
+      {R"({"prompt":"x","temperature":"hot"})", "temperature"},
+      {R"({"prompt":[1, 2, 99999999]})", "prompt"},
+      {R"({"prompt":[-1]})", "prompt"},
+      {R"({"prompt":"x","max_tokens":500})", "max_tokens"},
+      {"{\"prompt\":\"" + std::string(600, 'x') + " " + std::string(600, 'y') + "\"}", "prompt"},
+      {R"({"prompt":"x","stop":[1]})", "stop"},
+      {R"({"prompt":"x","n":0})", "n"},
+      {R"({"max_tokens":3})", "prompt"},
+      {R"([1,2])", ""},
+  };
+  for (const auto& c : cases) {
+    Reply r = post(port(), "/v1/completions", c.body);
+    EXPECT_EQ(r.status, 400) << c.body.substr(0, 80) << " -> " << r.raw;
+    ASSERT_TRUE(r.body.is_object()) << r.raw;
+    EXPECT_TRUE(r.body["error"]["message"].is_string());
+    EXPECT_EQ(r.body["error"]["type"], "invalid_request_error");
+    if (c.param.empty())
+      EXPECT_TRUE(r.body["error"]["param"].is_null());
+    else
+      EXPECT_EQ(r.body["error"]["param"], c.param) << c.body.substr(0, 80);
+  }
+  Reply chat = post(port(), "/v1/chat/completions", R"({"messages":[{"role":"robot","content":"x"}]})");
+  EXPECT_EQ(chat.status, 400);
+  EXPECT_EQ(chat.body["error"]["param"], "messages");
+  // More sequences than the queue holds (n = 64 > --max-queue 48): 503 with Retry-After.
+  Reply full = post(port(), "/v1/completions", R"({"prompt":"x","n":64,"max_tokens":1})");
+  EXPECT_EQ(full.status, 503);
+  EXPECT_EQ(full.retry_after, "1");
+  EXPECT_EQ(get(port(), "/health").status, 200);
+}
+
+TEST_F(Serve, HalfARequestThenGoneDoesNotHurt) {
+  for (int k = 0; k < 3; ++k) {
+    const int fd = connect_loopback(port());
+    ASSERT_GE(fd, 0);
+    const std::string half = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 400\r\n\r\n{\"prompt\": \"Hel";
+    ASSERT_GT(send(fd, half.data(), half.size(), 0), 0);
+    close(fd);
+  }
+  Reply r = post(port(), "/v1/completions", R"({"prompt":"a","max_tokens":2})");
+  EXPECT_EQ(r.status, 200);
+}
+
+// Reads an SSE response; returns the data payloads in order.
+std::vector<std::string> sse_events(const std::string& raw) {
+  std::vector<std::string> ev;
+  size_t at = 0;
+  while (at < raw.size()) {
+    const size_t end = raw.find("\n\n", at);
+    if (end == std::string::npos) {
+      ev.push_back("<unterminated>" + raw.substr(at));
+      break;
+    }
+    const std::string e = raw.substr(at, end - at);
+    ev.push_back(e.rfind("data: ", 0) == 0 ? e.substr(6) : "<bad>" + e);
+    at = end + 2;
+  }
+  return ev;
+}
+
+bool valid_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const uint8_t c = uint8_t(s[i]);
+    const size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (size_t k = 1; k < n; ++k)
+      if ((uint8_t(s[i + k]) & 0xC0) != 0x80) return false;
+    i += n;
+  }
+  return true;
+}
+
+TEST_F(Serve, StreamingWithCurlFramesEventsAndEndsWithDone) {
+  const std::string body = R"({"prompt":"Once upon","max_tokens":10,"temperature":0,"stream":true,"stream_options":{"include_usage":true}})";
+  auto r = test::run_command("curl -sN --max-time 60 -H 'Content-Type: application/json' -d '" + body +
+                             "' http://127.0.0.1:" + std::to_string(port()) + "/v1/completions");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto ev = sse_events(r.out);
+  ASSERT_GE(ev.size(), 3u) << r.out;
+  EXPECT_EQ(ev.back(), "[DONE]");
+  std::string text;
+  for (size_t i = 0; i + 1 < ev.size(); ++i) {
+    json j = json::parse(ev[i], nullptr, false);
+    ASSERT_TRUE(j.is_object()) << ev[i];
+    EXPECT_EQ(j["object"], "text_completion");
+    if (i + 2 == ev.size()) {  // the usage chunk
+      EXPECT_TRUE(j["choices"].empty());
+      EXPECT_EQ(j["usage"]["completion_tokens"], 10);
+      continue;
+    }
+    const std::string piece = j["choices"][0]["text"];
+    EXPECT_TRUE(valid_utf8(piece));
+    text += piece;
+  }
+  Reply whole = post(port(), "/v1/completions", R"({"prompt":"Once upon","max_tokens":10,"temperature":0})");
+  EXPECT_EQ(text, whole.body["choices"][0]["text"]);
+}
+
+// The batch-invariance contract through the server: a seeded, sampled request with logprobs
+// gives the same bytes alone and among 15 others, whatever the arrival order.
+TEST_F(Serve, ConcurrentRequestsAreBatchInvariantAndNoneLost) {
+  auto req = [](int i, bool stream) {
+    json j = {{"prompt", "Request number " + std::to_string(i) + " says"}, {"max_tokens", 8 + i % 5},
+              {"temperature", 0.9}, {"top_k", 40}, {"seed", 1000 + i}, {"logprobs", 2}};
+    if (stream) j["stream"] = true;
+    return j.dump();
+  };
+  auto content = [](const Reply& r) { return r.body["choices"][0].dump(); };
+  const Reply alone = post(port(), "/v1/completions", req(0, false));
+  ASSERT_EQ(alone.status, 200) << alone.raw;
+  for (int order = 0; order < 2; ++order) {
+    std::vector<Reply> out(16);
+    std::vector<std::thread> th;
+    for (int k = 0; k < 16; ++k) {
+      const int i = order == 0 ? k : 15 - k;  // request 0 first, then last
+      th.emplace_back([&, i] {
+        if (i % 4 == 3) {  // some streams too: each must end with [DONE]
+          httplib::Client cli("127.0.0.1", port());
+          cli.set_read_timeout(60, 0);
+          auto r = cli.Post("/v1/completions", req(i, true), "application/json");
+          if (r) out[size_t(i)].status = r->status, out[size_t(i)].raw = r->body;
+        } else {
+          out[size_t(i)] = post(port(), "/v1/completions", req(i, false));
+        }
+      });
+      std::this_thread::sleep_for(5ms);
+    }
+    for (auto& t : th) t.join();
+    EXPECT_EQ(content(out[0]), content(alone)) << "order " << order;
+    for (int i = 0; i < 16; ++i) {
+      ASSERT_EQ(out[size_t(i)].status, 200) << i;
+      if (i % 4 == 3) {
+        auto ev = sse_events(out[size_t(i)].raw);
+        EXPECT_EQ(ev.back(), "[DONE]") << i;
+      } else {
+        EXPECT_EQ(out[size_t(i)].body["usage"]["completion_tokens"], 8 + i % 5) << i;
+      }
+    }
+  }
+}
+
+TEST_F(Serve, OfficialOpenAiNodeClient) {
+  const std::string npm = test::source_dir() + "/third_party/npm";
+  ASSERT_TRUE(std::ifstream(npm + "/node_modules/openai/package.json").good())
+      << "the openai npm package is missing: run scripts/setup.sh";
+  auto r = test::run_command("timeout 120 node " + test::source_dir() + "/tests/serve/openai_client.cjs " + npm +
+                             " http://127.0.0.1:" + std::to_string(port()) + "/v1");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
+TEST_F(Serve, ADisconnectedStreamFreesItsSlot) {
+  {
+    const int fd = connect_loopback(port());
+    const std::string body = R"({"prompt":"go","max_tokens":120,"temperature":0,"stream":true})";
+    const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    ASSERT_GT(send(fd, req.data(), req.size(), 0), 0);
+    char buf[256];
+    ASSERT_GT(recv(fd, buf, sizeof buf, 0), 0);  // the stream has started
+    close(fd);
+  }
+  bool freed = false;
+  for (int i = 0; i < 300 && !freed; ++i) {  // bounded wait (30 s)
+    std::this_thread::sleep_for(100ms);
+    freed = get(port(), "/metrics").raw.find("wafer_busy_slots 0") != std::string::npos;
+  }
+  EXPECT_TRUE(freed);
+}
+
+TEST(ServeProcess, SigtermEndsInFlightStreamsAndExitsCleanly) {
+  ServerProcess s(tiny_model(), {"--parallel", "2", "--ctx", "128"});
+  ASSERT_GT(s.port(), 0) << s.log();
+  std::string raw;
+  std::thread client([&] {
+    httplib::Client cli("127.0.0.1", s.port());
+    cli.set_read_timeout(60, 0);
+    auto r = cli.Post("/v1/completions", R"({"prompt":"x","max_tokens":120,"stream":true})", "application/json");
+    if (r) raw = r->body;
+  });
+  for (int i = 0; i < 300 && get(s.port(), "/metrics").raw.find("wafer_generated_tokens_total 0") != std::string::npos;
+       ++i)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(s.terminate(), 0) << s.log();
+  client.join();
+  auto ev = sse_events(raw);
+  ASSERT_FALSE(ev.empty());
+  EXPECT_EQ(ev.back(), "[DONE]");
+}
+
+TEST(ServeProcess, BadFlagsFailCleanly) {
+  auto r = test::run_command(test::wafer_binary() + " serve --model /nonexistent/model --port 0");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("wafer: error:"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace wafer
