@@ -317,6 +317,10 @@ class Server {
     }
     if (job->streaming()) {
       res.set_header("Cache-Control", "no-cache");
+      // A stream's connection is not reused: node-fetch (under the openai client, on Node 18)
+      // reports "Premature close" on a later request when a socket that carried a chunked
+      // response is closed under it by the keep-alive limit.
+      res.set_header("Connection", "close");
       res.set_chunked_content_provider(
           "text/event-stream",
           [job](size_t, httplib::DataSink& sink) {
@@ -388,6 +392,7 @@ void Server::serve(const std::function<LoadedModel()>& load, const std::function
   svr_.set_read_timeout(10, 0);
   svr_.set_write_timeout(10, 0);
   svr_.set_keep_alive_timeout(5);
+  svr_.set_keep_alive_max_count(1000);  // httplib's default of 5 closes a busy client's connection
   svr_.set_payload_max_length(size_t(16) << 20);
   routes();
   int port = o_.port;

@@ -18,6 +18,21 @@ cmd=$1
 shift
 
 hosts_of() { ip netns list 2>/dev/null | awk '{print $1}' | grep "^$1-h[0-9]*$"; }
+# Runs a command in host $1's network namespace. nsenter changes only the network namespace;
+# `ip -n`, `tc -n` and `ip netns exec` also remount / as a slave, which fails inside a chroot
+# (CI runs the suite in one), where / is not a mount point.
+in_ns() {
+  local ns=$1
+  shift
+  nsenter --net="/run/netns/$ns" "$@"
+}
+# up and down of concurrent test runs take turns: down removes the /run/netns mount point when
+# the last host is gone, and must not do so while another run is adding its first.
+if [ -z "${WFMH_LOCKED:-}" ]; then  # sweep's own calls of down already hold it
+  exec 9>/tmp/wafer-multihost.lock
+  flock 9
+  export WFMH_LOCKED=1
+fi
 
 case "$cmd" in
   up)
@@ -30,13 +45,13 @@ case "$cmd" in
       ip netns add "$ns"
       ip link add "$P-v$i" type veth peer name eth0 netns "$ns"
       ip link set "$P-v$i" master "$P-br" up
-      ip -n "$ns" addr add "10.77.0.$((i + 1))/24" dev eth0
-      ip -n "$ns" link set eth0 up
-      ip -n "$ns" link set lo up
+      in_ns "$ns" ip addr add "10.77.0.$((i + 1))/24" dev eth0
+      in_ns "$ns" ip link set eth0 up
+      in_ns "$ns" ip link set lo up
       # OpenMPI's out-of-band TCP has no timeout of its own: a connection with unacknowledged
       # data to a vanished host waits for the kernel's retransmission limit (tcp_retries2=15,
       # about 15 minutes). 4 retries give up after 6-12 s; a cluster sets the same on its nodes.
-      ip netns exec "$ns" sh -c 'echo 4 > /proc/sys/net/ipv4/tcp_retries2'
+      in_ns "$ns" sh -c 'echo 4 > /proc/sys/net/ipv4/tcp_retries2'
     done
     ;;
   down)
@@ -48,6 +63,9 @@ case "$cmd" in
     for ns in $(hosts_of "$P"); do ip link del "$P-v${ns##*-h}" 2>/dev/null; done
     ip link del "$P-br" 2>/dev/null
     for ns in $(hosts_of "$P"); do ip netns del "$ns"; done  # also removes the veth pairs
+    # `ip netns add` made /run/netns a mount point; the last run to leave takes it down, so no
+    # mount outlives the tests (and a chroot that ran them can be removed).
+    if [ -z "$(ip netns list 2>/dev/null)" ] && mountpoint -q /run/netns; then umount /run/netns 2>/dev/null; fi
     exit 0
     ;;
   shape)
@@ -55,11 +73,11 @@ case "$cmd" in
     # VM) get the rest: a token-bucket bandwidth cap and random drops by nftables.
     P=$1
     for ns in $(hosts_of "$P"); do
-      if tc -n "$ns" qdisc add dev eth0 root netem delay 2ms loss 1% rate 400mbit 2>/dev/null; then
+      if in_ns "$ns" tc qdisc add dev eth0 root netem delay 2ms loss 1% rate 400mbit 2>/dev/null; then
         echo "$ns: netem delay 2ms loss 1% rate 400mbit"
       else
-        tc -n "$ns" qdisc add dev eth0 root tbf rate 400mbit burst 64kb latency 50ms || exit 1
-        ip netns exec "$ns" nft -f - <<'EOF' || exit 1
+        in_ns "$ns" tc qdisc add dev eth0 root tbf rate 400mbit burst 64kb latency 50ms || exit 1
+        in_ns "$ns" nft -f - <<'EOF' || exit 1
 table inet wfmh {
   chain out { type filter hook output priority 0; oif "eth0" numgen random mod 100 < 1 drop; }
 }
