@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# One fuzz test (fuzz/CMakeLists.txt): replay the regression inputs, then fuzz for
-# WAFER_FUZZ_SECONDS (default 30) from the seeds. Usage: run_harness.sh BINARY SEEDS REGRESSIONS WORK
+# One fuzz test (fuzz/CMakeLists.txt): replay the regression inputs, then fuzz from the seeds,
+# either for WAFER_FUZZ_RUNS inputs from the fixed WAFER_FUZZ_SEED (default 1), which makes a run
+# repeatable (the suite does this, so a commit that passed here passes in CI), or else for
+# WAFER_FUZZ_SECONDS (default 30) from a fresh random seed, to search further.
+# Usage: run_harness.sh BINARY SEEDS REGRESSIONS WORK
 # WORK (in the build folder) receives the grown corpus and any crash input; the source tree is
 # only read. Prints libFuzzer's final line (executions, cov: edges, ft: features).
 set -euo pipefail
@@ -23,8 +26,15 @@ if ((${#regs[@]})); then
     exit 1
   }
 fi
-echo "== fuzzing for ${seconds}s"
-"$bin" "${opts[@]}" -max_total_time="$seconds" -print_final_stats=1 "$work/corpus" "$seeds" >"$work/log" 2>&1 || {
+if [ -n "${WAFER_FUZZ_RUNS:-}" ]; then
+  budget=(-runs="$WAFER_FUZZ_RUNS" -seed="${WAFER_FUZZ_SEED:-1}")
+  echo "== fuzzing $WAFER_FUZZ_RUNS inputs from seed ${WAFER_FUZZ_SEED:-1}"
+  rm -rf "$work/corpus" && mkdir -p "$work/corpus"  # a repeatable run starts from the seeds alone
+else
+  budget=(-max_total_time="$seconds")
+  echo "== fuzzing for ${seconds}s"
+fi
+"$bin" "${opts[@]}" "${budget[@]}" -print_final_stats=1 "$work/corpus" "$seeds" >"$work/log" 2>&1 || {
   tail -n 60 "$work/log"
   echo "fuzz: crash input kept in $work/artifacts/ (fix it, then copy it to $regressions/)"
   exit 1

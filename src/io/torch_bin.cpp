@@ -7,6 +7,7 @@
 #include "io/torch_bin.h"
 
 #include <cstring>
+#include <deque>
 #include <unordered_map>
 
 #include "core/error.h"
@@ -15,8 +16,10 @@ namespace wafer {
 
 namespace {
 
+// Objects live in the Unpickler's arena and point at each other with plain pointers: a pickle may
+// build cycles (a list appended to itself through the memo), which reference counts would leak.
 struct PyObj;
-using PyPtr = std::shared_ptr<PyObj>;
+using PyPtr = PyObj*;
 
 struct PyObj {
   enum class Kind { None, Bool, Int, Float, Str, Bytes, Tuple, List, Dict, Global, Storage, Tensor, Opaque };
@@ -31,12 +34,6 @@ struct PyObj {
   int64_t offset = 0;                           // Tensor, in elements
   std::vector<int64_t> shape, stride;           // Tensor
 };
-
-PyPtr make(PyObj::Kind k) {
-  auto p = std::make_shared<PyObj>();
-  p->kind = k;
-  return p;
-}
 
 bool storage_dtype(const std::string& global, DType* out) {
   static const std::pair<const char*, DType> kTypes[] = {
@@ -288,9 +285,16 @@ class Unpickler {
     return make(PyObj::Kind::Opaque);  // something a state dict does not need; ignored unless used as a tensor
   }
 
+  PyPtr make(PyObj::Kind k) {
+    PyObj& p = arena_.emplace_back();
+    p.kind = k;
+    return &p;
+  }
+
   std::string_view d_;
   std::string where_;
   size_t pos_ = 0;
+  std::deque<PyObj> arena_;  // every object the pickle built; a deque keeps their addresses fixed
   std::vector<PyPtr> stack_;
   std::unordered_map<size_t, PyPtr> memo_;  // a dict, as in Python: LONG_BINPUT may name any key
   std::vector<size_t> marks_;
@@ -311,7 +315,8 @@ TorchBinFile::TorchBinFile(std::unique_ptr<MappedFile> file) {
     if (n.size() >= 9 && n.compare(n.size() - 9, 9, "/data.pkl") == 0 && n.find('/') == n.size() - 9) pkl = n;
   WAFER_CHECK(!pkl.empty(), "[torch] ", path, ": no <name>/data.pkl entry; not a torch.save archive");
   const std::string prefix = pkl.substr(0, pkl.size() - 8);  // "archive/"
-  PyPtr root = Unpickler(zip_->read(pkl), path + ":" + pkl).run();
+  Unpickler unpickler(zip_->read(pkl), path + ":" + pkl);  // owns every object `root` reaches
+  PyPtr root = unpickler.run();
   WAFER_CHECK(root->kind == PyObj::Kind::Dict, "[torch] ", path, ": expected a state dict (a dict of tensors) at the top");
   for (const auto& [k, v] : root->dict) {
     if (k->kind != PyObj::Kind::Str || v->kind != PyObj::Kind::Tensor) continue;
