@@ -238,6 +238,47 @@ TEST(Fault, StuckRankTimesOutNamingRankOperationAndStep) {
   EXPECT_NE(r.err.find("at step 3 timed out after 5 s: rank 1 is dead or stuck"), std::string::npos) << r.err;
 }
 
+// --check-replicas: a clean run passes its checks and trains as one rank does; one rank's copy
+// corrupted after an update (WAFER_FAULT=corrupt) stops the run at that step, naming the tensor,
+// the group and the ranks, before the step's checkpoint.
+TEST(ReplicaCheck, CleanRunPassesAndMatchesOneRank) {
+  const std::string run = test::temp_dir("replicas-clean") + "/run";
+  auto r = run_command(mpirun(4) + train_args(run) + " --dp 2 --tp 2 --zero 1 --check-replicas 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<double> want = train_losses(dir() + "/ref-train"), got = train_losses(run);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i] / want[i], 1.0, 1e-5) << "step " << i + 1;
+}
+
+void expect_caught(const std::string& layout, int ranks, const std::string& fault, const std::string& tensor,
+                   const std::string& group_words, const std::string& ranks_words) {
+  const std::string run = test::temp_dir("replicas-bad") + "/run";
+  auto r = run_command("WAFER_FAULT=" + fault + ":" + tensor + " " + mpirun(ranks) + train_args(run) + " " + layout +
+                       " --check-replicas 1");
+  EXPECT_NE(r.exit_code, 0) << layout;
+  EXPECT_NE(r.err.find("[check-replicas] step 3: tensor '" + tensor + "' differs between the " + group_words),
+            std::string::npos) << layout << ": " << r.err;
+  EXPECT_NE(r.err.find(ranks_words), std::string::npos) << layout << ": " << r.err;
+  EXPECT_EQ(train_losses(run).size(), 3u) << layout << ": the run went on past the mismatch";
+  EXPECT_FALSE(fs::exists(run + "/ckpt-00000005")) << layout;
+}
+
+TEST(ReplicaCheck, CorruptedDataParallelReplicaIsCaught) {
+  expect_caught("--dp 4", 4, "corrupt:1:3", "transformer.h.1.mlp.c_fc.weight", "data- and context-parallel replicas",
+                "world ranks 0, 2, 3 hold hash ");
+  expect_caught("--dp 2 --cp 2 --zero 1", 4, "corrupt:2:3", "transformer.h.0.attn.c_attn.bias",
+                "data- and context-parallel replicas", "; world rank 2 holds hash ");
+}
+
+TEST(ReplicaCheck, CorruptedTensorParallelWholeTensorIsCaught) {
+  expect_caught("--tp 2", 2, "corrupt:1:3", "transformer.ln_f.weight", "tensor-parallel ranks", "world rank 1 holds hash");
+}
+
+TEST(ReplicaCheck, CorruptedTiedEmbeddingCopyIsCaught) {
+  expect_caught("--pp 2", 2, "corrupt:1:3", "transformer.wte.weight", "first and last pipeline stages",
+                "world rank 1 holds hash");
+}
+
 TEST(LayoutErrors, ClearMessagesBeforeAnyWork) {
   auto world = run_command(W() + " grads --model " + model_a() + " --batch " + dir() + "/batch.json --out /dev/null --tp 2");
   EXPECT_EQ(world.exit_code, 1);

@@ -207,17 +207,38 @@ TEST(Plan, ValidationParsesMetricsAndPrintsTheTable) {
   EXPECT_DOUBLE_EQ(step, 1.5);
   EXPECT_DOUBLE_EQ(peak, 130);
   EXPECT_THROW(parse_metrics(jsonl, 3, 1024, &step, &peak), Error);
-  const std::string t = validation_table({{"tp1 pp1", 1.1, 1.0, 99, 100}, {"dp2", 2.0, 0.98, 50, 50}});
-  EXPECT_NE(t.find("| tp1 pp1 | 1.100 | 1.000 | +10% | 99 | 100 | -1% |"), std::string::npos) << t;
+  ValidationRow a{"tp1 pp1", 1.1, 1.0, 99, 100, true, {}}, b{"dp2", 2.0, 0.98, 50, 50, true, {}},
+      c{"590M tp2 pp2", 30, 20, 1000, 1050, false, {}};
+  const std::string t = validation_table({a, b, c});
+  EXPECT_NE(t.find("| tp1 pp1 | 1.100 | 1.000 | +10% | 99 | 100 | -1% |\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("| dp2 | 2.000 | 0.980 | +104% | 50 | 50 | +0% | outside the targets"), std::string::npos) << t;
+  // Only the planner's ranked layouts compete for the fastest; the 590M row is another model.
   EXPECT_NE(t.find("ranked first: tp1 pp1, measured +2% against the measured fastest (dp2)"), std::string::npos) << t;
-  // The runs: the fixed model's fitting layouts, each a wafer train command with its layout.
-  const PlanRequest r = validation_request(load_machine("this"));
-  const auto ls = validation_layouts(r, 3);
-  ASSERT_FALSE(ls.empty());
-  for (const auto& p : ls) EXPECT_EQ(p.opts.recompute, Recompute::None);
-  const std::string cmd = validation_command("wafer", ls[0], "DATA", "OUT", 5);
+  EXPECT_NE(t.find("2 missed"), std::string::npos) << t;  // the step times of dp2 and 590M
+  EXPECT_NE(validation_table({a}).find("all met"), std::string::npos);
+  // The runs: the fixed model's fitting layouts, each a wafer train command with its layout, then 590M.
+  const Machine m = load_machine("this");
+  const auto cases = validation_cases(m, 3);
+  ASSERT_GE(cases.size(), 2u);
+  for (size_t i = 0; i + 1 < cases.size(); ++i) {
+    EXPECT_TRUE(cases[i].ranked);
+    EXPECT_TRUE(cases[i].plan.fits);
+    EXPECT_EQ(cases[i].plan.opts.recompute, Recompute::None);
+  }
+  const std::string cmd = validation_command("wafer", cases[0], "M", "DATA", "OUT", 5);
   EXPECT_NE(cmd.find("wafer train --preset 111M --n-layer 16"), std::string::npos) << cmd;
   EXPECT_NE(cmd.find("--data DATA --out OUT"), std::string::npos) << cmd;
+  const ValidationCase& big = cases.back();
+  EXPECT_FALSE(big.ranked);
+  EXPECT_TRUE(big.plan.fits) << big.plan.why;
+  const std::string bc = validation_command("wafer", big, "M", "DATA", "OUT", 5);
+  EXPECT_NE(bc.find("mpirun -np 4 --oversubscribe wafer train --init M --batch 2 --seq 128 --micro-batches 2"),
+            std::string::npos) << bc;
+  EXPECT_NE(bc.find("--recompute full --tp 2 --pp 2 --cp 1 --dp 1 --zero 1"), std::string::npos) << bc;
+  // Four ranks on the two cores: each a device with half a core's rate.
+  const Machine four = shared_by_ranks(m, 4);
+  EXPECT_EQ(four.devices_per_node, 4);
+  EXPECT_DOUBLE_EQ(four.peak_tflops_fp32, m.peak_tflops_fp32 / 2);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "model/batch_forward.h"
 #include "model/forward.h"
 #include "serve/openai_json.h"
+#include "serve_client.h"
 #include "test_util.h"
 
 namespace wafer {
@@ -134,114 +135,6 @@ TEST(ChatTemplate, PlainTurns) {
 
 // ---- the server ----
 
-// `wafer serve` as a child process on a free port; killed when this goes out of scope.
-class ServerProcess {
- public:
-  ServerProcess(const std::string& model, const std::vector<std::string>& extra) {
-    log_ = test::temp_dir("serve-log-" + std::to_string(counter_++)) + "/err";
-    std::vector<std::string> args = {test::wafer_binary(), "serve", "--model", model, "--port", "0"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    pid_ = fork();
-    if (pid_ == 0) {
-      FILE* f = std::fopen(log_.c_str(), "w");
-      dup2(fileno(f), 2);
-      setenv("OMP_NUM_THREADS", "2", 1);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    for (int i = 0; i < 1200 && port_ == 0; ++i) {  // up to 120 s (ASan builds load slowly)
-      std::this_thread::sleep_for(100ms);
-      std::ifstream in(log_);
-      std::string line;
-      while (std::getline(in, line)) {
-        const auto at = line.find("ready on http://127.0.0.1:");
-        if (at != std::string::npos) port_ = std::atoi(line.c_str() + at + 26);
-      }
-      int st;
-      if (waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-    }
-  }
-  ~ServerProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  int port() const { return port_; }
-  pid_t pid() const { return pid_; }
-  std::string log() const {
-    std::ifstream in(log_);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-  // SIGTERM, then the exit status (bounded wait; -1 if it had to be killed).
-  int terminate() {
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 300; ++i) {
-      int st;
-      if (waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      }
-      std::this_thread::sleep_for(100ms);
-    }
-    return -1;
-  }
-
- private:
-  static inline int counter_ = 0;
-  pid_t pid_ = -1;
-  int port_ = 0;
-  std::string log_;
-};
-
-std::string tiny_model() {
-  static std::string dir = [] {
-    std::string d = test::temp_dir("serve-model");
-    auto r = test::run_command(test::wafer_binary() +
-                               " init --preset 111M --n-layer 2 --n-embd 64 --n-head 4 --n-positions 128 --tokenizer " +
-                               test::gpt2_tokenizer_dir() + " --out " + d);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    return d;
-  }();
-  return dir;
-}
-
-struct Reply {
-  int status = 0;
-  json body;
-  std::string raw, retry_after;
-};
-
-Reply post(int port, const std::string& path, const std::string& body) {
-  httplib::Client cli("127.0.0.1", port);
-  cli.set_read_timeout(60, 0);
-  auto r = cli.Post(path.c_str(), body, "application/json");
-  Reply out;
-  if (!r) return out;
-  out.status = r->status, out.raw = r->body, out.retry_after = r->get_header_value("Retry-After");
-  out.body = json::parse(r->body, nullptr, false);
-  return out;
-}
-
-Reply get(int port, const std::string& path) {
-  httplib::Client cli("127.0.0.1", port);
-  cli.set_read_timeout(30, 0);
-  auto r = cli.Get(path.c_str());
-  Reply out;
-  if (!r) return out;
-  out.status = r->status, out.raw = r->body;
-  out.body = json::parse(r->body, nullptr, false);
-  return out;
-}
-
 int connect_loopback(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -328,6 +221,47 @@ TEST_F(Serve, EchoLogprobsScoreThePrompt) {
   const double top = g.body["choices"][0]["logprobs"]["token_logprobs"][0];
   const auto& top4 = lp["top_logprobs"][4];
   EXPECT_EQ(top4.begin().value().get<double>(), top);
+}
+
+std::vector<std::string> sse_events(const std::string& raw);  // the data: payloads, below
+
+// Chat's logprobs (OpenAI's shape: content[] of {token, logprob, bytes, top_logprobs}) are the
+// completions endpoint's for the same prompt text, bit for bit; top_logprobs needs logprobs.
+TEST_F(Serve, ChatLogprobsMatchTheCompletionOfItsPrompt) {
+  Reply chat = post(port(), "/v1/chat/completions",
+                    R"({"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0,)"
+                    R"("logprobs":true,"top_logprobs":2})");
+  ASSERT_EQ(chat.status, 200) << chat.raw;
+  const json& content = chat.body["choices"][0]["logprobs"]["content"];
+  const json req = {{"prompt", "User: Hi\n\nAssistant:"}, {"max_tokens", 4}, {"temperature", 0}, {"logprobs", 2}};
+  Reply comp = post(port(), "/v1/completions", req.dump());
+  ASSERT_EQ(comp.status, 200) << comp.raw;
+  const json& lp = comp.body["choices"][0]["logprobs"];
+  ASSERT_EQ(content.size(), lp["tokens"].size()) << chat.raw;
+  for (size_t i = 0; i < content.size(); ++i) {
+    EXPECT_EQ(content[i]["token"], lp["tokens"][i]);
+    EXPECT_EQ(content[i]["logprob"].get<double>(), lp["token_logprobs"][i].get<double>());
+    ASSERT_EQ(content[i]["top_logprobs"].size(), 2u);
+    EXPECT_GE(content[i]["top_logprobs"][0]["logprob"].get<double>(), content[i]["top_logprobs"][1]["logprob"].get<double>());
+    std::string bytes;
+    for (const auto& b : content[i]["bytes"]) bytes += char(b.get<int>());
+    EXPECT_EQ(bytes, content[i]["token"].get<std::string>());
+  }
+  Reply none = post(port(), "/v1/chat/completions", R"({"messages":[{"role":"user","content":"Hi"}],"max_tokens":2})");
+  EXPECT_TRUE(none.body["choices"][0]["logprobs"].is_null()) << none.raw;
+  Reply bad = post(port(), "/v1/chat/completions", R"({"messages":[{"role":"user","content":"Hi"}],"top_logprobs":2})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.body["error"]["param"], "top_logprobs") << bad.raw;
+  Reply stream = post(port(), "/v1/chat/completions",
+                      R"({"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0,"stream":true,)"
+                      R"("logprobs":true})");
+  size_t streamed = 0;
+  for (const std::string& e : sse_events(stream.raw)) {
+    if (e == "[DONE]") continue;
+    const json c = json::parse(e)["choices"][0];
+    if (c["logprobs"].is_object()) streamed += c["logprobs"]["content"].size();
+  }
+  EXPECT_EQ(streamed, content.size()) << stream.raw;
 }
 
 TEST_F(Serve, ListPromptsAndN) {
@@ -516,6 +450,42 @@ TEST_F(Serve, ADisconnectedStreamFreesItsSlot) {
     freed = get(port(), "/metrics").raw.find("wafer_busy_slots 0") != std::string::npos;
   }
   EXPECT_TRUE(freed);
+}
+
+// A client that sends a non-streaming request and leaves before the answer: its sequence is
+// cancelled (counted in /metrics) and its slot freed long before max_tokens, streaming or not.
+// A model with a 1024-token context, so the request would run for seconds if not cancelled.
+TEST(ServeProcess, ADisconnectedClientCancelsItsRequest) {
+  const std::string model = test::temp_dir("serve-long") ;
+  auto init = test::run_command(test::wafer_binary() + " init --preset 111M --n-layer 4 --n-embd 128 --n-head 4 "
+                                "--n-positions 1024 --tokenizer " + test::gpt2_tokenizer_dir() + " --out " + model);
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  ServerProcess s(model, {"--parallel", "2"});
+  ASSERT_GT(s.port(), 0) << s.log();
+  for (const bool stream : {false, true}) {
+    const int fd = connect_loopback(s.port());
+    const std::string body = std::string(R"({"prompt":"go","max_tokens":1000,"temperature":0,"stream":)") +
+                             (stream ? "true}" : "false}");
+    const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    ASSERT_GT(send(fd, req.data(), req.size(), 0), 0);
+    char buf[256];
+    ASSERT_GT(recv(fd, buf, sizeof buf, 0), 0);  // the headers: the request is running
+    close(fd);
+    std::string m;
+    for (int i = 0; i < 300; ++i) {  // bounded wait (30 s)
+      std::this_thread::sleep_for(100ms);
+      m = get(s.port(), "/metrics").raw;
+      if (m.find("wafer_busy_slots 0") != std::string::npos) break;
+    }
+    EXPECT_NE(m.find("wafer_busy_slots 0"), std::string::npos) << m;
+    EXPECT_NE(m.find("wafer_sequences_cancelled_total " + std::to_string(stream ? 2 : 1) + "\n"), std::string::npos)
+        << (stream ? "streaming" : "non-streaming") << "\n" << m;
+  }
+  const std::string m = get(s.port(), "/metrics").raw;
+  const auto at = m.find("wafer_generated_tokens_total ");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_LT(std::atof(m.c_str() + at + 29), 1500.0) << "the two requests ran on after their clients left";
 }
 
 TEST(ServeProcess, SigtermEndsInFlightStreamsAndExitsCleanly) {

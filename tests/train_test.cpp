@@ -4,18 +4,44 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstring>
 
 #include "core/file.h"
 #include "core/format.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "train/loss_plot.h"
+#include "train/replica_check.h"
 #include "train/schedule.h"
 #include "train/train_step.h"
 #include "test_util.h"
 
 namespace wafer {
 namespace {
+
+// The replica hash: equal buffers agree; a change of any one element, even its lowest bit or its
+// sign, or of the length, gives another hash. One rank's check compares nothing and passes.
+TEST(ReplicaHash, AnyOneElementChangesIt) {
+  std::vector<float> x = {1.0f, -2.5f, 3.25f, 0.0f, 1e-30f, 7.0f, -0.0f};
+  const uint64_t h = hash_floats(x.data(), int64_t(x.size()));
+  EXPECT_EQ(h, hash_floats(std::vector<float>(x).data(), int64_t(x.size())));
+  for (size_t i = 0; i < x.size(); ++i)
+    for (uint32_t bit : {0u, 22u, 31u}) {
+      std::vector<float> y = x;
+      uint32_t u;
+      std::memcpy(&u, &y[i], 4);
+      u ^= 1u << bit;
+      std::memcpy(&y[i], &u, 4);
+      EXPECT_NE(hash_floats(y.data(), int64_t(y.size())), h) << "element " << i << " bit " << bit;
+    }
+  EXPECT_NE(hash_floats(x.data(), int64_t(x.size()) - 1), h);
+  std::vector<float> zeros(8, 0.0f);
+  EXPECT_NE(hash_floats(zeros.data(), 8), hash_floats(zeros.data(), 6));
+  ModelConfig c;
+  c.vocab_size = 64, c.n_positions = 8, c.n_embd = 16, c.n_layer = 1, c.n_head = 2;
+  Model m(c);
+  EXPECT_NO_THROW(check_replicas(m, ParallelState::single(), 1));
+}
 
 TEST(Format, HumanCountHasThreeSignificantDigits) {
   EXPECT_EQ(human_count(20293376), "20.3M");

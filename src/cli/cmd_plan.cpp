@@ -53,6 +53,21 @@ void print_cluster(const std::vector<PlanResult>& rs, int top) {
   if (fitting == 0) std::printf("no layout fits this machine\n");
 }
 
+// --validate without --data: the main job's corpus (Debian's fortunes) through GPT-2's tokenizer,
+// which scripts/setup.sh puts in third_party/ beside the build folder holding this binary.
+std::string prepare_default_corpus(const std::string& self, const std::string& work) {
+  const std::filesystem::path tok = std::filesystem::path(self).parent_path().parent_path() / "third_party/gpt2-tokenizer";
+  const std::string corpus = "/usr/share/games/fortunes";
+  WAFER_CHECK(std::filesystem::exists(tok / "vocab.json") && std::filesystem::is_directory(corpus),
+              "[plan] --validate without --data expected the tokenizer in ", tok.string(), " and the corpus ", corpus,
+              " (scripts/setup.sh installs both); pass --data DIR (token shards from wafer prepare)");
+  const std::string data = work + "/data";
+  const std::string cmd = self + " prepare --input " + corpus + " --tokenizer " + tok.string() + " --out " + data +
+                          " > " + work + "/prepare.log 2>&1";
+  WAFER_CHECK(std::system(cmd.c_str()) == 0, "[plan] preparing the default corpus failed: ", cmd);
+  return data;
+}
+
 }  // namespace
 
 void add_plan_command(CLI::App& app) {
@@ -95,15 +110,15 @@ void add_plan_command(CLI::App& app) {
                 "Predict Narayanan et al. 2021 Table 1 (Megatron-LM, DGX A100) with the a100-80gb machine");
   cmd->add_flag("--validate", o->validate,
                 "Train the top layouts of a fixed small model here for a few steps each (mpirun) and print predicted "
-                "against measured step time and peak memory (needs --data)");
-  cmd->add_option("--data", o->data, "(--validate) token shards from wafer prepare");
+                "against measured step time and peak memory");
+  cmd->add_option("--data", o->data,
+                  "(--validate) token shards from wafer prepare (default: the fortunes corpus, prepared in --work)");
   cmd->add_option("--work", o->work, "(--validate) folder for the runs (default: a new one under /tmp)");
   cmd->add_option("--validate-top", o->validate_top, "(--validate) layouts to run");
   cmd->add_option("--steps", o->steps, "(--validate) steps per run; the first two are not timed");
   cmd->callback([o] {
     const Machine mc = load_machine(o->published ? "a100-80gb" : o->machine);
     if (o->validate) {
-      WAFER_CHECK(!o->data.empty(), "[plan] --validate needs --data (token shards: wafer prepare)");
       WAFER_CHECK(o->steps >= 3, "[plan] --validate needs --steps >= 3 (the first two are not timed)");
       std::string work = o->work;
       if (work.empty()) {
@@ -112,8 +127,13 @@ void add_plan_command(CLI::App& app) {
         work = tmpl;
       }
       const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-      const PlanRequest r = validation_request(mc);
-      std::printf("%s", validation_table(run_validation(self, r, o->validate_top, o->data, work, o->steps)).c_str());
+      std::string data = o->data;
+      if (data.empty()) data = prepare_default_corpus(self, work);
+      const auto rows = run_validation(self, validation_cases(mc, o->validate_top), data, work, o->steps);
+      if (o->json)
+        std::printf("%s\n", validation_json(rows).dump(1).c_str());
+      else
+        std::printf("%s", validation_table(rows).c_str());
       return;
     }
     if (o->print_machine) {

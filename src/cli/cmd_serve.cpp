@@ -1,9 +1,11 @@
 // cli/cmd_serve.cpp: `wafer serve`: the OpenAI-style HTTP server over continuous batching
 // (src/serve/). Parses the flags, then hands a loader to the server so /health answers 503
-// while the weights load.
+// while the weights load. Under mpirun with --tp/--pp, world rank 0 serves and every rank loads
+// and runs its shard of each batched step.
 #include "cli/commands.h"
 #include "cli/io_util.h"
 #include "core/error.h"
+#include "model/sharding.h"
 #include "parallel/comm.h"
 #include "serve/http_server.h"
 
@@ -13,6 +15,7 @@ void add_serve_command(CLI::App& app) {
   struct Opts {
     std::string model, tokenizer, precision = "fp32", name;
     serve::ServerOptions server;
+    LayoutOptions layout;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("serve", "Serve a model over HTTP (OpenAI-style /v1/completions, chat, SSE)");
@@ -30,11 +33,22 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--model-name", o->name, "Model id reported by /v1/models (default: the folder name)");
   add_precision_option(cmd, o->precision);
+  o->layout.add_to(cmd, false);
   cmd->callback([o] {
-    WAFER_CHECK(world_size() == 1, "[serve] serves from one rank; --tp/--pp serving under mpirun is not supported yet");
     WAFER_CHECK(o->server.scheduler.prefill_chunk >= 1, "[serve] expected --prefill-chunk >= 1");
     WAFER_CHECK(o->server.scheduler.max_queue >= 1, "[serve] expected --max-queue >= 1");
-    load_hf_config(o->model);  // a missing or broken folder fails before the port is taken
+    // A missing or broken folder, or a layout that does not fit, fails before the port is taken.
+    const ModelConfig c = load_hf_config(o->model);
+    WAFER_CHECK(o->layout.layout.cp == 1 && o->layout.layout.dp == 1,
+                "[serve] serving splits a model by --tp and --pp; found --cp ", o->layout.layout.cp, " --dp ",
+                o->layout.layout.dp, " (run one server per replica instead)");
+    std::shared_ptr<ParallelState> par = o->layout.start(c);
+    if (world_rank() != 0) {
+      auto m = load_hf_shard(o->model, *par);
+      set_inference_precision(*m, o->precision);
+      serve::follow_scheduler(*m, *par, o->server.scheduler);
+      return;
+    }
     serve::ServerOptions so = o->server;
     so.model_name = o->name;
     if (so.model_name.empty()) {
@@ -42,11 +56,12 @@ void add_serve_command(CLI::App& app) {
       while (d.size() > 1 && d.back() == '/') d.pop_back();
       so.model_name = d.substr(d.find_last_of('/') + 1);
     }
-    serve::run_server(so, [o] {
+    serve::run_server(so, [o, par] {
       serve::LoadedModel lm;
       lm.tokenizer = find_tokenizer(o->tokenizer, o->model);
-      lm.model = load_hf_model(o->model);
+      lm.model = par->world.size() > 1 ? load_hf_shard(o->model, *par) : load_hf_model(o->model);
       set_inference_precision(*lm.model, o->precision);
+      if (par->world.size() > 1) lm.layout = par.get();
       return lm;
     });
   });

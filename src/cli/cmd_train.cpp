@@ -117,7 +117,8 @@ void add_prepare_command(CLI::App& app) {
 void add_train_command(CLI::App& app) {
   struct Opts {
     std::string preset, config, init, data, out, decay, tokenizer, precision = "fp32", recompute = "none";
-    int64_t stop_at = 0, steps = 0, batch = 4, seq = 256, micro_batches = 1, warmup = -1, checkpoint_every = 100, eval_every = 50;
+    int64_t stop_at = 0, steps = 0, batch = 4, seq = 256, micro_batches = 1, warmup = -1, checkpoint_every = 100, eval_every = 50,
+            check_replicas = 0;
     double lr = 0, final_ratio = 0.1, peak_gflops = 355;
     uint64_t seed = 1234;
     bool resume = false, mup = false, quiet = false;
@@ -151,9 +152,14 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--recompute", o->recompute,
                   "Activation recomputation: none (default), selective (attention's internals) or full (each "
                   "block from its input); the gradients are bit-identical");
+  cmd->add_option("--check-replicas", o->check_replicas,
+                  "Every N steps and at every checkpoint, the ranks that hold the same parameters (dp and cp "
+                  "replicas, tp ranks for the tensors they all hold whole) compare hashes of them; a mismatch "
+                  "stops the run naming the step, tensor and ranks (0 = off)");
   o->shape.add_to(cmd);
   o->layout.add_to(cmd, true);
   cmd->callback([o] {
+    WAFER_CHECK(o->check_replicas >= 0, "[train] expected --check-replicas >= 0, found ", o->check_replicas);
     WAFER_CHECK(o->steps >= 1, "[train] expected --steps >= 1, found ", o->steps);
     WAFER_CHECK(o->batch >= 1 && o->seq >= 2 && o->micro_batches >= 1,
                 "[train] expected --batch >= 1, --seq >= 2, --micro-batches >= 1");
@@ -224,6 +230,7 @@ void add_train_command(CLI::App& app) {
     t.progress = !o->quiet && is_rank0();
     t.progress_tty = isatty(fileno(stderr));
     t.recompute = recompute;
+    t.check_replicas = o->check_replicas;
     t.tokenizer_dir = !data.tokenizer_dir().empty() && Tokenizer::present(data.tokenizer_dir()) ? data.tokenizer_dir() : "";
     const int64_t tokens_per_step = o->batch * o->micro_batches * o->seq;
     int64_t warmup = o->warmup;

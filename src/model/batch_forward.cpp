@@ -11,6 +11,7 @@
 #include "kernels/cpu/attention_rows.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/rows_matmul.h"
+#include "parallel/vocab_parallel.h"
 
 namespace wafer {
 
@@ -41,64 +42,199 @@ void write_kv(const LayerKV& kv, const float* qkv, const TokenBatch& b, int64_t 
   }
 }
 
-BatchForward::BatchForward(const Model& m)
-    : m_(m), gelu_(m.config.activation == Activation::GeluErf ? gelu_erf_forward : gelu_tanh_forward) {
-  WAFER_CHECK(m.shard.tp_size == 1 && m.shard.first_stage && m.shard.last_stage,
-              "[serve] the batched forward runs the whole model on one rank (found a shard of a --tp/--pp layout)");
+namespace {
+constexpr int kTagResidual = 41, kTagLogits = 42;  // pp transfers of a serving step
+}  // namespace
+
+BatchForward::BatchForward(const Model& m) : BatchForward(m, ParallelState::single()) {}
+
+BatchForward::BatchForward(const Model& m, const ParallelState& par)
+    : m_(m),
+      tp_(par.tp),
+      pp_(par.pp),
+      world_(par.world),
+      gelu_(m.config.activation == Activation::GeluErf ? gelu_erf_forward : gelu_tanh_forward) {
+  const Shard& sh = m.shard;
+  WAFER_CHECK(par.layout.cp == 1 && par.layout.dp == 1, "[serve] serving splits a model by --tp and --pp only; found ",
+              par.layout.describe());
+  WAFER_CHECK(sh.tp_size == par.layout.tp && sh.tp_rank == par.at.tp && sh.first_stage == par.first_stage() &&
+                  sh.last_stage == par.last_stage(),
+              "[serve] the model held here is not this rank's shard of ", par.layout.describe());
 }
 
-void BatchForward::block_forward(const LayerWeights& w, float* x, const TokenBatch& b, const LayerKV& kv) {
+void BatchForward::check(const TokenBatch& b, const std::vector<LayerKV>& kv, int64_t slots) const {
   const ModelConfig& c = m_.config;
-  const int64_t N = b.size(), C = c.n_embd, F = c.ffn(), H = c.n_head, D = c.head_dim();
-  const float eps = float(c.layer_norm_epsilon);
-  layernorm_rows(ln_.data(), x, w.ln1_w, w.ln1_b, N, C, eps);
-  rows_matmul(qkv_.data(), ln_.data(), m_.weight(w.qkv_w), w.qkv_b, N, C, 3 * C);  // [N, 3C] Q|K|V
-  write_kv(kv, qkv_.data(), b, C);
-  RowsAttentionShape s{.N = N, .H = H, .D = D, .q_row = 3 * C, .kv_row = C, .slot_stride = kv.Tmax * C,
-                       .scale = float(c.attn_scale())};
-  attention_rows_forward(atty_.data(), qkv_.data(), kv.k, kv.v, b.seq.data(), b.pos.data(), s);
-  rows_matmul(y_.data(), atty_.data(), m_.weight(w.attn_proj_w), nullptr, N, C, C);
-  residual_bias_forward(x, x, y_.data(), w.attn_proj_b, N, C);
-  layernorm_rows(ln_.data(), x, w.ln2_w, w.ln2_b, N, C, eps);
-  rows_matmul(fch_.data(), ln_.data(), m_.weight(w.fc_w), w.fc_b, N, C, F);
-  for (int64_t n = 0; n < N; ++n) gelu_(fch_gelu_.data() + n * F, fch_.data() + n * F, F);
-  rows_matmul(y_.data(), fch_gelu_.data(), m_.weight(w.fc_proj_w), nullptr, N, F, C);
-  residual_bias_forward(x, x, y_.data(), w.fc_proj_b, N, C);
-}
-
-const float* BatchForward::forward(const TokenBatch& b, const std::vector<LayerKV>& kv, int64_t slots) {
-  const ModelConfig& c = m_.config;
-  const int64_t N = b.size(), C = c.n_embd, F = c.ffn(), V = c.vocab_size;
+  const int64_t N = b.size(), V = c.vocab_size;
   WAFER_CHECK(N > 0, "[batch] expected at least one token");
-  WAFER_CHECK(int64_t(kv.size()) == c.n_layer, "[batch] expected ", c.n_layer, " KV views, found ", kv.size());
+  WAFER_CHECK(int64_t(kv.size()) == m_.shard.n_layers(), "[batch] expected ", m_.shard.n_layers(), " KV views, found ",
+              kv.size());
   for (int64_t i = 0; i < N; ++i) {
     const size_t k = size_t(i);
     WAFER_CHECK(b.tokens[k] >= 0 && b.tokens[k] < V, "[batch] token id ", b.tokens[k], " is out of the vocabulary [0, ",
                 V, ")");
     WAFER_CHECK(b.seq[k] >= 0 && b.seq[k] < slots, "[batch] slot ", b.seq[k], " is outside [0, ", slots, ")");
-    WAFER_CHECK(b.pos[k] >= 0 && b.pos[k] < kv[0].Tmax && b.pos[k] < c.n_positions, "[batch] position ", b.pos[k],
-                " is outside the cache of ", kv[0].Tmax, " positions");
+    WAFER_CHECK(b.pos[k] >= 0 && (kv.empty() || b.pos[k] < kv[0].Tmax) && b.pos[k] < c.n_positions, "[batch] position ",
+                b.pos[k], " is outside the cache of ", kv.empty() ? c.n_positions : kv[0].Tmax, " positions");
   }
-  x_.resize(size_t(N * C)), ln_.resize(size_t(N * C)), qkv_.resize(size_t(N * 3 * C));
-  atty_.resize(size_t(N * C)), y_.resize(size_t(N * C)), fch_.resize(size_t(N * F)), fch_gelu_.resize(size_t(N * F));
+}
 
+// The descriptor on the wire: N (int64; 0 = keep-alive, -1 = end), then tokens, seq, pos
+// (int32 each) and the logits flags (uint8), 13·N bytes.
+void BatchForward::send_descriptor(const TokenBatch& b) {
+  int64_t N = b.size();
+  world_.broadcast(&N, sizeof N, 0);
+  std::vector<uint8_t> wire(size_t(13 * N));
+  std::memcpy(wire.data(), b.tokens.data(), size_t(4 * N));
+  std::memcpy(wire.data() + 4 * N, b.seq.data(), size_t(4 * N));
+  std::memcpy(wire.data() + 8 * N, b.pos.data(), size_t(4 * N));
+  std::memcpy(wire.data() + 12 * N, b.logits.data(), size_t(N));
+  world_.broadcast(wire.data(), int64_t(wire.size()), 0);
+  last_sent_ = std::chrono::steady_clock::now();
+}
+
+const float* BatchForward::forward(const TokenBatch& b, const std::vector<LayerKV>& kv, int64_t slots) {
+  WAFER_CHECK(world_.rank() == 0, "[serve] forward() is world rank 0's; the other ranks follow()");
+  check(b, kv, slots);
+  if (world_.size() > 1) send_descriptor(b);
+  return run(b, kv, slots);
+}
+
+bool BatchForward::follow(const std::vector<LayerKV>& kv, int64_t slots) {
+  int64_t N = 0;
+  world_.broadcast(&N, sizeof N, 0);
+  if (N < 0) return false;
+  if (N == 0) return true;
+  std::vector<uint8_t> wire(size_t(13 * N));
+  world_.broadcast(wire.data(), int64_t(wire.size()), 0);
+  TokenBatch& b = followed_;
+  b.tokens.resize(size_t(N)), b.seq.resize(size_t(N)), b.pos.resize(size_t(N)), b.logits.resize(size_t(N));
+  std::memcpy(b.tokens.data(), wire.data(), size_t(4 * N));
+  std::memcpy(b.seq.data(), wire.data() + 4 * N, size_t(4 * N));
+  std::memcpy(b.pos.data(), wire.data() + 8 * N, size_t(4 * N));
+  std::memcpy(b.logits.data(), wire.data() + 12 * N, size_t(N));
+  run(b, kv, slots);
+  return true;
+}
+
+void BatchForward::idle() {
+  if (world_.size() == 1 || std::chrono::steady_clock::now() - last_sent_ < std::chrono::seconds(1)) return;
+  int64_t N = 0;
+  world_.broadcast(&N, sizeof N, 0);
+  last_sent_ = std::chrono::steady_clock::now();
+}
+
+void BatchForward::end() {
+  if (world_.size() == 1) return;
+  int64_t N = -1;
+  world_.broadcast(&N, sizeof N, 0);
+}
+
+void BatchForward::tp_sum(float* y, int64_t n) {
+  const int P = tp_.size();
+  if (P == 1) return;
+  parts_.resize(size_t(P * n));
+  tp_.all_gather(parts_.data(), y, n);
+  std::memcpy(y, parts_.data(), size_t(n) * sizeof(float));
+  for (int r = 1; r < P; ++r) {
+    const float* p = parts_.data() + size_t(r) * size_t(n);
+    for (int64_t i = 0; i < n; ++i) y[i] += p[i];
+  }
+}
+
+// x [N, C] <- scale·(wte[token] + wpe[pos]): each tp rank the token rows of its vocabulary
+// shard (zero for the rest), tp rank 0 the positions, summed over the tp ranks.
+void BatchForward::embed(float* x, const TokenBatch& b) {
+  const ModelConfig& c = m_.config;
+  const Shard& sh = m_.shard;
+  const int64_t N = b.size(), C = c.n_embd;
   const float scale = float(c.mup_embeddings_scale);
   if (m_.fp32_matrices_released)
-    embedding_forward(x_.data(), b.tokens.data(), m_.weight(m_.w.wte).bf16, 0, V, N, C, scale);
+    embedding_forward(x, b.tokens.data(), m_.weight(m_.w.wte).bf16, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
   else
-    embedding_forward(x_.data(), b.tokens.data(), m_.w.wte, 0, V, N, C, scale);
-  position_embedding_forward(x_.data(), b.pos.data(), m_.w.wpe, N, C, scale);
-  for (int64_t l = 0; l < c.n_layer; ++l) block_forward(m_.w.layers[size_t(l)], x_.data(), b, kv[size_t(l)]);
+    embedding_forward(x, b.tokens.data(), m_.w.wte, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
+  if (tp_.rank() == 0) position_embedding_forward(x, b.pos.data(), m_.w.wpe, N, C, scale);
+  tp_sum(x, N * C);
+}
 
-  // ln_f and the head for the wanted rows only.
+// One block over the batch's rows; this rank's heads (Ca = C/tp wide) and MLP columns (Fl).
+void BatchForward::block_forward(const LayerWeights& w, float* x, const TokenBatch& b, const LayerKV& kv) {
+  const ModelConfig& c = m_.config;
+  const Shard& sh = m_.shard;
+  const int64_t N = b.size(), C = c.n_embd, Ca = sh.attn_width(c), Fl = sh.ffn(c), D = c.head_dim();
+  const float eps = float(c.layer_norm_epsilon);
+  layernorm_rows(ln_.data(), x, w.ln1_w, w.ln1_b, N, C, eps);
+  rows_matmul(qkv_.data(), ln_.data(), m_.weight(w.qkv_w), w.qkv_b, N, C, 3 * Ca);  // [N, 3Ca] Q|K|V
+  write_kv(kv, qkv_.data(), b, Ca);
+  RowsAttentionShape s{.N = N, .H = sh.heads(c), .D = D, .q_row = 3 * Ca, .kv_row = Ca, .slot_stride = kv.Tmax * Ca,
+                       .scale = float(c.attn_scale())};
+  attention_rows_forward(atty_.data(), qkv_.data(), kv.k, kv.v, b.seq.data(), b.pos.data(), s);
+  rows_matmul(y_.data(), atty_.data(), m_.weight(w.attn_proj_w), nullptr, N, Ca, C);  // [N, C] partial over tp
+  tp_sum(y_.data(), N * C);
+  residual_bias_forward(x, x, y_.data(), w.attn_proj_b, N, C);
+  layernorm_rows(ln_.data(), x, w.ln2_w, w.ln2_b, N, C, eps);
+  rows_matmul(fch_.data(), ln_.data(), m_.weight(w.fc_w), w.fc_b, N, C, Fl);
+  for (int64_t n = 0; n < N; ++n) gelu_(fch_gelu_.data() + n * Fl, fch_.data() + n * Fl, Fl);
+  rows_matmul(y_.data(), fch_gelu_.data(), m_.weight(w.fc_proj_w), nullptr, N, Fl, C);  // partial over tp
+  tp_sum(y_.data(), N * C);
+  residual_bias_forward(x, x, y_.data(), w.fc_proj_b, N, C);
+}
+
+// ln_f and the head for the wanted rows only: logits [n, V], the tp ranks' vocabulary shards
+// [n, Vl] gathered and the padding dropped. nullptr when no row is wanted.
+const float* BatchForward::head(const float* x, const TokenBatch& b) {
+  const ModelConfig& c = m_.config;
+  const Shard& sh = m_.shard;
+  const int64_t N = b.size(), C = c.n_embd, V = c.vocab_size, Vl = sh.vocab_rows();
   int64_t n = 0;
   for (int64_t i = 0; i < N; ++i)
-    if (b.logits[size_t(i)]) std::memmove(y_.data() + n++ * C, x_.data() + i * C, size_t(C) * sizeof(float));
+    if (b.logits[size_t(i)]) std::memmove(y_.data() + n++ * C, x + i * C, size_t(C) * sizeof(float));
   if (n == 0) return nullptr;
   layernorm_rows(ln_.data(), y_.data(), m_.w.lnf_w, m_.w.lnf_b, n, C, float(c.layer_norm_epsilon));
+  if (tp_.size() == 1) {
+    logits_.resize(size_t(n * V));
+    rows_matmul_transposed(logits_.data(), ln_.data(), m_.weight(m_.w.lm_head), n, C, V, float(c.mup_output_scale));
+    return logits_.data();
+  }
+  head_.resize(size_t(n * Vl));
+  rows_matmul_transposed(head_.data(), ln_.data(), m_.weight(m_.w.lm_head), n, C, Vl, float(c.mup_output_scale));
+  parts_.resize(size_t(tp_.size() * n * Vl));
+  tp_.all_gather(parts_.data(), head_.data(), n * Vl);  // [tp][n][Vl]
   logits_.resize(size_t(n * V));
-  rows_matmul_transposed(logits_.data(), ln_.data(), m_.weight(m_.w.lm_head), n, C, V, float(c.mup_output_scale));
+  for (int r = 0; r < tp_.size(); ++r) {
+    const int64_t v0 = r * Vl, cnt = vocab_shard_valid(V, v0, Vl);
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(logits_.data() + i * V + v0, parts_.data() + (r * n + i) * Vl, size_t(cnt) * sizeof(float));
+  }
   return logits_.data();
+}
+
+// This rank's part of a step: its stage's blocks between receiving the residual stream from the
+// stage before (or embedding) and sending it on (or the head). Logits reach world rank 0.
+const float* BatchForward::run(const TokenBatch& b, const std::vector<LayerKV>& kv, int64_t slots) {
+  const ModelConfig& c = m_.config;
+  const Shard& sh = m_.shard;
+  const int64_t N = b.size(), C = c.n_embd, V = c.vocab_size, Ca = sh.attn_width(c), Fl = sh.ffn(c);
+  x_.resize(size_t(N * C)), ln_.resize(size_t(N * C)), qkv_.resize(size_t(N * 3 * Ca));
+  atty_.resize(size_t(N * Ca)), y_.resize(size_t(N * C)), fch_.resize(size_t(N * Fl)), fch_gelu_.resize(size_t(N * Fl));
+  if (sh.first_stage)
+    embed(x_.data(), b);
+  else
+    pp_.recv(x_.data(), N * C, pp_.rank() - 1, kTagResidual);
+  for (int64_t l = 0; l < sh.n_layers(); ++l) block_forward(m_.w.layers[size_t(l)], x_.data(), b, kv[size_t(l)]);
+  if (!sh.last_stage) pp_.send(x_.data(), N * C, pp_.rank() + 1, kTagResidual);
+  const float* out = sh.last_stage ? head(x_.data(), b) : nullptr;
+  int64_t n = 0;
+  for (uint8_t want : b.logits) n += want;
+  if (pp_.size() > 1 && tp_.rank() == 0 && n > 0) {  // the last stage's logits to the first stage's tp rank 0
+    if (sh.last_stage) {
+      pp_.send(out, n * V, 0, kTagLogits);
+    } else if (sh.first_stage) {
+      logits_.resize(size_t(n * V));
+      pp_.recv(logits_.data(), n * V, pp_.size() - 1, kTagLogits);
+      out = logits_.data();
+    }
+  }
+  return world_.rank() == 0 ? out : nullptr;
 }
 
 }  // namespace wafer

@@ -144,17 +144,24 @@ void set_comm_step(int64_t step) { g_step = step; }
 void set_comm_chunk_bytes(int64_t bytes) { g_chunk_bytes = std::max<int64_t>(bytes, 1); }
 int64_t comm_chunk_bytes() { return g_chunk_bytes; }
 
-void fault_point() {
+bool fault_due(const char* kind, std::string* arg) {
   static const char* spec = std::getenv("WAFER_FAULT");
-  if (!spec) return;
-  char kind[8] = {0};
-  int rank = -1;
+  if (!spec) return false;
+  char k[8] = {0};
+  int rank = -1, used = 0;
   long long step = -1;
-  if (std::sscanf(spec, "%7[a-z]:%d:%lld", kind, &rank, &step) != 3 || rank != g_world_rank || step != g_step) return;
-  if (std::strcmp(kind, "kill") == 0) std::raise(SIGKILL);
-  if (std::strcmp(kind, "stall") == 0)
+  if (std::sscanf(spec, "%7[a-z]:%d:%lld%n", k, &rank, &step, &used) != 3 || std::strcmp(k, kind) != 0 ||
+      rank != g_world_rank || step != g_step)
+    return false;
+  if (arg) *arg = spec[used] == ':' ? std::string(spec + used + 1) : std::string();
+  return true;
+}
+
+void fault_point() {
+  if (fault_due("kill", nullptr)) std::raise(SIGKILL);
+  if (fault_due("stall", nullptr))
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
-  if (std::strcmp(kind, "pause") == 0) std::this_thread::sleep_for(std::chrono::seconds(2));
+  if (fault_due("pause", nullptr)) std::this_thread::sleep_for(std::chrono::seconds(2));
 }
 
 Group::Group() : world_ranks_{g_world_rank}, bytes_(std::make_shared<uint64_t>(0)), seconds_(std::make_shared<double>(0)) {}
@@ -359,6 +366,20 @@ void Group::all_gather(float* out, const float* in, int64_t n) {
   });
 }
 
+void Group::all_gather(uint64_t* out, const uint64_t* in, int64_t n) {
+  if (size_ == 1) {
+    if (out != in) std::memmove(out, in, size_t(n) * sizeof(uint64_t));
+    return;
+  }
+  if (n == 0) return;
+  // Hash lists, a few thousand words: one call, never split (the chunk limit is for bulk data).
+  WAFER_CHECK(n <= INT32_MAX / size_, "[comm] all_gather of ", n, " words is more than one MPI call carries");
+  CommCall call(*this, "all_gather", uint64_t((size_ - 1) * n) * sizeof(uint64_t));
+  MPI_Request req;
+  MPI_Iallgather(in, int(n), MPI_UINT64_T, out, int(n), MPI_UINT64_T, comm_->comm, &req);
+  WAFER_MPI_WAIT(req, "all_gather", -1);
+}
+
 void Group::all_to_all(float* out, const float* in, int64_t n) {
   if (size_ == 1) {
     if (out != in) std::memmove(out, in, size_t(n) * sizeof(float));
@@ -468,6 +489,9 @@ void Group::reduce_scatter_sum(float* out, const float* in, int64_t n) {
 }
 void Group::all_gather(float* out, const float* in, int64_t n) {
   if (out != in) std::memmove(out, in, size_t(n) * sizeof(float));
+}
+void Group::all_gather(uint64_t* out, const uint64_t* in, int64_t n) {
+  if (out != in) std::memmove(out, in, size_t(n) * sizeof(uint64_t));
 }
 void Group::all_to_all(float* out, const float* in, int64_t n) {
   if (out != in) std::memmove(out, in, size_t(n) * sizeof(float));

@@ -37,6 +37,9 @@ int64_t comm_chunk_bytes();
 // "stall:R:S" makes it hang, when it reaches a fault point during training step S; "pause:R:S"
 // makes it sleep 2 s there (the multi-host tests pull a link during that step).
 void fault_point();
+// Whether WAFER_FAULT="KIND:R:S[:ARG]" is due here (this world rank, the current training step);
+// `arg` (optional) receives ARG. Faults that act on data above this layer ("corrupt") use it.
+bool fault_due(const char* kind, std::string* arg);
 
 // One in-flight point-to-point transfer (isend / irecv); wait() before touching its buffer.
 struct CommRequest {
@@ -67,6 +70,7 @@ class Group {
   void reduce_scatter_sum(float* out, const float* in, int64_t n);
   // in[n] on every rank -> out[size·n], rank r's piece at out + r·n.
   void all_gather(float* out, const float* in, int64_t n);
+  void all_gather(uint64_t* out, const uint64_t* in, int64_t n);  // the same for 64-bit words (hashes)
   // in[size·n]: piece r goes to rank r; out[size·n]: piece r came from rank r.
   void all_to_all(float* out, const float* in, int64_t n);
   void broadcast(void* data, int64_t bytes, int root);

@@ -2,6 +2,7 @@
 #include "plan/validate.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -24,22 +25,46 @@ PlanRequest validation_request(const Machine& m) {
   return r;
 }
 
-std::vector<PlanResult> validation_layouts(const PlanRequest& r, int top) {
-  std::vector<PlanResult> out;
-  for (const PlanResult& p : plan_layouts(r))
-    if (p.fits && int(out.size()) < top) out.push_back(p);
+Machine shared_by_ranks(const Machine& m, int ranks) {
+  Machine s = m;
+  const double share = double(m.devices_per_node) / ranks;
+  s.name = str_cat(m.name, " shared by ", ranks, " ranks");
+  s.devices_per_node = ranks;
+  s.peak_tflops_fp32 *= share, s.peak_tflops_bf16 *= share, s.mem_bw_gbs *= share;
+  return s;
+}
+
+std::vector<ValidationCase> validation_cases(const Machine& m, int top) {
+  std::vector<ValidationCase> out;
+  const PlanRequest small = validation_request(m);
+  for (const PlanResult& p : plan_layouts(small))
+    if (p.fits && int(out.size()) < top)
+      out.push_back({"L16 C256", p, "--preset 111M --n-layer 16 --n-embd 256 --n-head 8 --n-positions 256", "", true});
+  // The scale issue's run: 590M, tp2 x pp2, ZeRO-1 (over dp 1 x cp 1 it shards nothing, as
+  // there), full recomputation, 2 sequences x 128 tokens in 2 micro-batches.
+  PlanRequest big;
+  big.model = *preset("590M");
+  big.machine = shared_by_ranks(m, 4);
+  big.precision = Precision::F32;
+  MemoryOptions o;
+  o.layout.tp = 2, o.layout.pp = 2, o.layout.zero = 1;
+  o.batch = 2, o.seq = 128, o.micro_batches = 2, o.precision = Precision::F32, o.recompute = Recompute::Full;
+  big.seq = o.seq, big.batch = o.batch, big.micro_batches = o.micro_batches;
+  out.push_back({"590M", evaluate_layout(big, o), "--preset 590M", "--preset 590M --seed 1", false});
   return out;
 }
 
-std::string validation_command(const std::string& wafer, const PlanResult& p, const std::string& data,
-                               const std::string& out, int steps) {
-  const Layout& l = p.opts.layout;
+std::string validation_command(const std::string& wafer, const ValidationCase& v, const std::string& model_dir,
+                               const std::string& data, const std::string& out, int steps) {
+  const MemoryOptions& o = v.plan.opts;
+  const Layout& l = o.layout;
   const int ranks = l.ranks();
   std::string c = ranks > 1 ? str_cat("mpirun -np ", ranks, " --oversubscribe ") : std::string();
-  c += str_cat(wafer, " train --preset 111M --n-layer 16 --n-embd 256 --n-head 8 --n-positions 256 --batch ",
-               p.opts.batch, " --seq ", p.opts.seq, " --micro-batches ", p.opts.micro_batches, " --steps ", steps,
-               " --lr 1e-3 --warmup 1 --eval-every 0 --checkpoint-every 0 --quiet --precision ",
-               precision_name(p.opts.precision), " --tp ", l.tp, " --pp ", l.pp, " --cp ", l.cp, " --dp ", l.dp);
+  c += str_cat(wafer, " train ", v.init_flags.empty() ? v.model_flags : "--init " + model_dir, " --batch ", o.batch,
+               " --seq ", o.seq, " --micro-batches ", o.micro_batches, " --steps ", steps,
+               " --lr 1e-4 --warmup 1 --eval-every 0 --checkpoint-every 0 --quiet --precision ",
+               precision_name(o.precision), " --recompute ", recompute_name(o.recompute), " --tp ", l.tp, " --pp ", l.pp,
+               " --cp ", l.cp, " --dp ", l.dp);
   if (l.sp) c += " --sp";
   if (l.zero) c += " --zero 1";
   if (l.pp > 1) c += l.schedule == PipeSchedule::GPipe ? " --schedule gpipe" : " --schedule 1f1b";
@@ -68,47 +93,80 @@ void parse_metrics(const std::string& jsonl, int skip, int64_t tokens_per_step, 
   *peak_mb = peak;
 }
 
+// Targets (issue: the planner's own runs): step time within 20%, peak memory within 10%, and the
+// layout ranked first measured fastest or within 5% of the fastest.
 std::string validation_table(const std::vector<ValidationRow>& rows) {
-  std::string s = "| layout | predicted step s | measured step s | error | predicted peak MiB | measured peak MiB | error |\n"
+  std::string s = "| run | predicted step s | measured step s | error | predicted peak MiB | measured peak MiB | error |\n"
                   "|---|---|---|---|---|---|---|\n";
-  char buf[320];
+  char buf[400];
+  int missed = 0;
   for (const auto& r : rows) {
-    std::snprintf(buf, sizeof buf, "| %s | %.3f | %.3f | %+.0f%% | %.0f | %.0f | %+.0f%% |\n", r.label.c_str(),
-                  r.predicted_step_s, r.measured_step_s, 100 * (r.predicted_step_s / r.measured_step_s - 1),
-                  r.predicted_mb, r.measured_mb, 100 * (r.predicted_mb / r.measured_mb - 1));
+    const double et = r.predicted_step_s / r.measured_step_s - 1, em = r.predicted_mb / r.measured_mb - 1;
+    const bool ok = std::abs(et) <= 0.20 && std::abs(em) <= 0.10;
+    missed += !ok;
+    std::snprintf(buf, sizeof buf, "| %s | %.3f | %.3f | %+.0f%% | %.0f | %.0f | %+.0f%% |%s\n", r.label.c_str(),
+                  r.predicted_step_s, r.measured_step_s, 100 * et, r.predicted_mb, r.measured_mb, 100 * em,
+                  ok ? "" : " outside the targets");
     s += buf;
   }
-  if (!rows.empty()) {
-    const auto fastest = std::min_element(rows.begin(), rows.end(), [](auto& a, auto& b) {
-      return a.measured_step_s < b.measured_step_s;
-    });
+  const ValidationRow* first = nullptr;
+  const ValidationRow* fastest = nullptr;
+  for (const auto& r : rows) {
+    if (!r.ranked) continue;
+    if (!first) first = &r;
+    if (!fastest || r.measured_step_s < fastest->measured_step_s) fastest = &r;
+  }
+  if (first) {
+    const double behind = first->measured_step_s / fastest->measured_step_s - 1;
+    missed += behind > 0.05;
     std::snprintf(buf, sizeof buf, "ranked first: %s, measured %+.0f%% against the measured fastest (%s)\n",
-                  rows[0].label.c_str(), 100 * (rows[0].measured_step_s / fastest->measured_step_s - 1),
-                  fastest->label.c_str());
+                  first->label.c_str(), 100 * behind, fastest->label.c_str());
     s += buf;
   }
+  s += missed ? str_cat("targets (step time within 20%, memory within 10%, first within 5% of the fastest): ", missed,
+                        " missed\n")
+              : "targets (step time within 20%, memory within 10%, first within 5% of the fastest): all met\n";
   return s;
 }
 
-std::vector<ValidationRow> run_validation(const std::string& wafer, const PlanRequest& r, int top,
+std::vector<ValidationRow> run_validation(const std::string& wafer, const std::vector<ValidationCase>& cases,
                                           const std::string& data, const std::string& work, int steps) {
   std::vector<ValidationRow> rows;
   std::filesystem::create_directories(work);
-  int k = 0;
-  for (const PlanResult& p : validation_layouts(r, top)) {
-    const std::string out = str_cat(work, "/run", k++);
-    const std::string cmd = validation_command(wafer, p, data, out, steps) + " > " + out + ".log 2>&1";
+  auto sh = [](const std::string& cmd, const std::string& log) {
     std::fprintf(stderr, "validate: %s\n", cmd.c_str());
-    WAFER_CHECK(std::system(cmd.c_str()) == 0, "[validate] the run failed: ", cmd, " (see ", out, ".log)");
+    WAFER_CHECK(std::system((cmd + " > " + log + " 2>&1").c_str()) == 0, "[validate] the run failed: ", cmd, " (see ",
+                log, ")");
+  };
+  int k = 0;
+  for (const ValidationCase& v : cases) {
+    const std::string out = str_cat(work, "/run", k++), model = out + "-model";
+    if (!v.init_flags.empty()) sh(str_cat(wafer, " init ", v.init_flags, " --out ", model), out + "-init.log");
+    sh(validation_command(wafer, v, model, data, out, steps), out + ".log");
     ValidationRow row;
-    row.label = layout_label(p.opts);
-    row.predicted_step_s = p.time.step;
-    row.predicted_mb = p.peak_mb;
-    parse_metrics(read_file(out + "/metrics.jsonl"), 2, p.opts.batch * p.opts.micro_batches * p.opts.seq,
+    row.label = str_cat(v.model, " ", layout_label(v.plan.opts));
+    row.predicted_step_s = v.plan.time.step;
+    row.predicted_mb = v.plan.peak_mb;
+    row.ranked = v.ranked;
+    row.plan = v.plan;
+    parse_metrics(read_file(out + "/metrics.jsonl"), 2, v.plan.opts.batch * v.plan.opts.micro_batches * v.plan.opts.seq,
                   &row.measured_step_s, &row.measured_mb);
     rows.push_back(row);
+    if (!v.init_flags.empty()) std::filesystem::remove_all(model);  // 590M: 2.4 GB
   }
   return rows;
+}
+
+nlohmann::ordered_json validation_json(const std::vector<ValidationRow>& rows) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::array();
+  for (const ValidationRow& r : rows) {
+    nlohmann::ordered_json o = plan_result_json(r.plan);
+    o["label"] = r.label;
+    o["measured_step_s"] = r.measured_step_s;
+    o["measured_peak_mb"] = r.measured_mb;
+    j.push_back(o);
+  }
+  return j;
 }
 
 }  // namespace wafer

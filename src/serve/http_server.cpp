@@ -5,8 +5,10 @@
 #include "serve/http_server.h"
 
 #include <httplib.h>
-#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <chrono>
 #include <cstdio>
@@ -94,14 +96,15 @@ class Job {
       const bool fin = c.finish != Finish::None;
       std::string piece = c.prefix + c.text.take(fin);
       c.prefix.clear();
-      if (piece.empty() && !fin && c.lp.empty() && (!r_.chat || c.sent_role)) continue;
+      if (piece.empty() && !fin && c.lp.empty() && c.clp.empty() && (!r_.chat || c.sent_role)) continue;
       json ch = {{"index", i}};
       if (r_.chat) {
         json delta = json::object();
         if (!c.sent_role) delta["role"] = "assistant", c.sent_role = true;
         if (!piece.empty()) delta["content"] = piece;
         ch["delta"] = delta;
-        ch["logprobs"] = nullptr;
+        ch["logprobs"] = r_.logprobs >= 0 && !c.clp.empty() ? c.clp.to_json() : json(nullptr);
+        c.clp.clear();
       } else {
         ch["text"] = piece;
         ch["logprobs"] = r_.logprobs >= 0 && !c.lp.empty() ? c.lp.to_json() : json(nullptr);
@@ -135,7 +138,7 @@ class Job {
       json ch = {{"index", i}};
       if (r_.chat) {
         ch["message"] = {{"role", "assistant"}, {"content", text}};
-        ch["logprobs"] = nullptr;
+        ch["logprobs"] = r_.logprobs >= 0 ? c.clp.to_json() : json(nullptr);
       } else {
         ch["text"] = text;
         ch["logprobs"] = r_.logprobs >= 0 ? c.lp.to_json() : json(nullptr);
@@ -158,7 +161,8 @@ class Job {
     ChoiceText text;
     size_t prompt = 0;
     std::string prefix;  // echo: the prompt's text, sent before the completion
-    LogprobsJson lp;     // (streaming: since the last chunk)
+    LogprobsJson lp;       // completions (streaming: since the last chunk)
+    ChatLogprobsJson clp;  // chat, likewise
     size_t prompt_offset = 0;
     int64_t generated = 0;
     Finish finish = Finish::None;
@@ -176,6 +180,7 @@ class Job {
     const std::string bytes = token_text(tok_, e.token);
     const size_t offset = (r_.echo ? r_.prompt_texts[c.prompt].size() : 0) + c.text.size();
     if (e.has_logprobs && !r_.chat) c.lp.add(tok_, e.token, offset, &e.lp.logprob, &e.lp.top);
+    if (e.has_logprobs && r_.chat) c.clp.add(tok_, e.token, e.lp.logprob, e.lp.top);
     if (c.text.append(bytes)) {
       c.stop_string = true;
       c.stream->cancel();  // a stop string: the scheduler frees the slot next step
@@ -301,7 +306,7 @@ class Server {
           SeqParams sp;
           sp.prompt = p, sp.max_tokens = r.max_tokens;
           sp.sampling = {.temperature = r.temperature, .top_k = r.top_k, .top_p = r.top_p, .seed = seed + uint64_t(c)};
-          sp.top_logprobs = chat ? -1 : r.logprobs;
+          sp.top_logprobs = r.logprobs;
           sp.prompt_logprobs = !chat && r.echo && r.logprobs >= 0;
           sp.stop_token = eot_;
           seqs.push_back(std::move(sp));
@@ -346,9 +351,28 @@ class Server {
           });
       return;
     }
-    while (!job->done()) job->poll(100ms);
-    res.set_content(dump(job->body()), "application/json");
-    inflight_--;
+    // Non-streaming answers go out chunked too, as one chunk at the end: while the handler waits
+    // it can then see a closed connection (httplib 0.11 shows a handler its socket only through
+    // a content provider's sink) and cancel the request's sequences, freeing their slots.
+    res.set_header("Connection", "close");  // as for streams (node-fetch and chunked responses)
+    res.set_chunked_content_provider(
+        "application/json",
+        [job](size_t, httplib::DataSink& sink) {
+          job->poll(50ms);
+          if (!job->done()) {
+            if (sink.is_writable()) return true;
+            job->cancel_all();  // the client is gone
+            return false;
+          }
+          const std::string body = dump(job->body());
+          if (!sink.write(body.data(), body.size())) return false;
+          sink.done();
+          return true;
+        },
+        [this, job](bool) {
+          job->cancel_all();
+          inflight_--;
+        });
   }
 
   void serve(const std::function<LoadedModel()>& load, const std::function<void(int)>& on_ready);
@@ -366,20 +390,29 @@ class Server {
   int64_t started_ = unix_time();
 };
 
+// SIGTERM and SIGINT write a byte to a pipe (the one thing a handler may safely do) that the
+// signal thread reads. A handler, not sigwait with the signals blocked: threads that started
+// before the server (MPI's progress threads, OpenMP's pool) would still take them.
+int g_signal_pipe[2] = {-1, -1};
+void on_stop_signal(int) {
+  const char b = 1;
+  [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &b, 1);
+}
+
 void Server::serve(const std::function<LoadedModel()>& load, const std::function<void(int)>& on_ready) {
-  // SIGTERM and SIGINT are taken by one thread (sigwait); every other thread, the HTTP workers
-  // and OpenMP's included, inherits the blocked mask. A closed socket must not kill us either.
-  signal(SIGPIPE, SIG_IGN);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a closed socket must not kill us
+  WAFER_CHECK(pipe(g_signal_pipe) == 0, "[serve] cannot create the signal pipe");
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
   std::mutex mu;
   bool quit = false;
   std::thread sig([&] {
-    int got = 0;
-    sigwait(&set, &got);
+    char b;
+    while (read(g_signal_pipe[0], &b, 1) < 0 && errno == EINTR) {
+    }
     std::lock_guard<std::mutex> lock(mu);
     quit = true;
     stopping_ = true;
@@ -400,9 +433,11 @@ void Server::serve(const std::function<LoadedModel()>& load, const std::function
   auto end_signal_thread = [&] {
     {
       std::lock_guard<std::mutex> lock(mu);
-      if (!quit) pthread_kill(sig.native_handle(), SIGTERM);
+      if (!quit) on_stop_signal(0);
     }
     sig.join();
+    signal(SIGTERM, SIG_DFL);  // the pipe stays open until exit: a late signal's write must not fail
+    signal(SIGINT, SIG_DFL);
   };
   if (!bound) {
     end_signal_thread();
@@ -417,7 +452,8 @@ void Server::serve(const std::function<LoadedModel()>& load, const std::function
   try {
     lm_ = load();
     eot_ = lm_.tokenizer->eot_id();
-    owned_ = std::make_unique<Scheduler>(*lm_.model, o_.scheduler, metrics_);
+    owned_ = std::make_unique<Scheduler>(*lm_.model, o_.scheduler, metrics_,
+                                         lm_.layout ? *lm_.layout : ParallelState::single());
   } catch (...) {
     stop_http();
     end_signal_thread();

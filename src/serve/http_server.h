@@ -23,8 +23,9 @@ struct ServerOptions {
 };
 
 struct LoadedModel {
-  std::unique_ptr<Model> model;
+  std::unique_ptr<Model> model;  // the whole model, or world rank 0's shard of `layout`
   std::unique_ptr<Tokenizer> tokenizer;
+  const ParallelState* layout = nullptr;  // null: one rank (the other ranks run follow_scheduler)
 };
 
 // Binds host:port (throws when it cannot), answers /health with 503 while `load` runs, then

@@ -48,6 +48,8 @@ std::string Metrics::render(int64_t queued, int64_t busy, int64_t slots) const {
   s += metric("wafer_prompt_tokens_total", "counter", "Prompt tokens processed (tokens in)", double(prompt_tokens.load()));
   s += metric("wafer_generated_tokens_total", "counter", "Tokens generated (tokens out)", double(generated_tokens.load()));
   s += metric("wafer_steps_total", "counter", "Batched forward steps", double(steps.load()));
+  s += metric("wafer_sequences_cancelled_total", "counter",
+              "Sequences ended before their end (client disconnected, stop string matched)", double(cancelled.load()));
   s += metric("wafer_queue_length", "gauge", "Sequences waiting for a slot", double(queued));
   s += metric("wafer_busy_slots", "gauge", "Slots holding an active sequence", double(busy));
   s += metric("wafer_slots", "gauge", "Slots (sequences decoded together)", double(slots));

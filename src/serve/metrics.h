@@ -30,6 +30,7 @@ struct Metrics {
   std::atomic<int64_t> prompt_tokens{0};    // tokens run through prefill
   std::atomic<int64_t> generated_tokens{0};
   std::atomic<int64_t> steps{0};            // batched forward steps
+  std::atomic<int64_t> cancelled{0};        // sequences ended early (client gone, stop string)
   Histogram ttft{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
   Histogram itl{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}};
   // The whole exposition; queue/busy/slots are sampled by the caller.

@@ -197,6 +197,10 @@ CompletionRequest parse_chat(const json& b, const Tokenizer& tok, int64_t ctx, i
   else
     parse_common(r, b, tok, ctx, "max_completion_tokens");
   r.stop.push_back("\nUser:");
+  // Chat's log-probabilities: `logprobs` is a flag and `top_logprobs` the k (OpenAI's names).
+  const bool lp = get_bool(b, "logprobs", false);
+  if (present(b, "top_logprobs") && !lp) bad("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+  r.logprobs = lp ? get_int(b, "top_logprobs", 0, 0, 20) : -1;
   (void)vocab;
   return r;
 }
@@ -257,6 +261,23 @@ void LogprobsJson::add(const Tokenizer& tok, int32_t id, size_t offset, const fl
     top_logprobs.push_back(nullptr);
   }
   text_offset.push_back(offset);
+}
+
+void ChatLogprobsJson::add(const Tokenizer& tok, int32_t id, float logprob,
+                           const std::vector<std::pair<int32_t, float>>& top) {
+  auto entry = [&](int32_t t, float l) {
+    const std::string text = token_text(tok, t);
+    json bytes = json::array();
+    for (unsigned char ch : text) bytes.push_back(int(ch));
+    // A token may end inside a UTF-8 character: its `token` is then not valid UTF-8 on its own,
+    // which is what `bytes` is for; the JSON writer replaces the broken bytes in `token`.
+    return json{{"token", text}, {"logprob", l}, {"bytes", bytes}};
+  };
+  json e = entry(id, logprob);
+  json tops = json::array();
+  for (const auto& [t, l] : top) tops.push_back(entry(t, l));
+  e["top_logprobs"] = std::move(tops);
+  content.push_back(std::move(e));
 }
 
 json LogprobsJson::to_json() const {

@@ -38,7 +38,7 @@ struct CompletionRequest {
   std::optional<uint64_t> seed;
   int64_t n = 1;
   bool stream = false, include_usage = false, echo = false;
-  int64_t logprobs = -1;  // top-k per token; -1 = none
+  int64_t logprobs = -1;  // top-k per token; -1 = none (chat: logprobs true -> top_logprobs, default 0)
 };
 
 // POST /v1/completions and /v1/chat/completions bodies. `ctx` is the server's context per
@@ -82,6 +82,16 @@ struct LogprobsJson {
   bool empty() const { return tokens.empty(); }
   json to_json() const;
   void clear() { *this = LogprobsJson{}; }
+};
+
+// The chat completions `logprobs` object: {"content": [{token, logprob, bytes, top_logprobs:
+// [{token, logprob, bytes}, ...]}, ...]}, one entry per generated token.
+struct ChatLogprobsJson {
+  json content = json::array();
+  void add(const Tokenizer& tok, int32_t id, float logprob, const std::vector<std::pair<int32_t, float>>& top);
+  bool empty() const { return content.empty(); }
+  json to_json() const { return {{"content", content}}; }
+  void clear() { content = json::array(); }
 };
 
 std::string token_text(const Tokenizer& tok, int32_t id);  // its bytes ("" outside the vocabulary)

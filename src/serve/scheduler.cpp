@@ -4,6 +4,7 @@
 #include "serve/scheduler.h"
 
 #include <algorithm>
+#include <csignal>
 
 #include "core/error.h"
 
@@ -44,12 +45,16 @@ void SeqStream::finish(Finish f) {
   cv_.notify_all();
 }
 
-Scheduler::Scheduler(const Model& m, const SchedulerOptions& o, Metrics& metrics)
+std::pair<int64_t, int64_t> kv_cache_shape(const Model& m, const SchedulerOptions& o) {
+  return {std::max<int64_t>(1, o.slots), o.ctx > 0 ? std::min(o.ctx, m.config.n_positions) : m.config.n_positions};
+}
+
+Scheduler::Scheduler(const Model& m, const SchedulerOptions& o, Metrics& metrics, const ParallelState& par)
     : m_(m),
       o_(o),
       metrics_(metrics),
-      cache_(m, std::max<int64_t>(1, o.slots), o.ctx > 0 ? std::min(o.ctx, m.config.n_positions) : m.config.n_positions),
-      fwd_(m) {
+      cache_(m, kv_cache_shape(m, o).first, kv_cache_shape(m, o).second),
+      fwd_(m, par) {
   WAFER_CHECK(o.slots >= 1, "[serve] expected --parallel >= 1, found ", o.slots);
   WAFER_CHECK(o.ctx >= 0 && o.ctx <= m.config.n_positions, "[serve] expected --ctx in [1, ", m.config.n_positions,
               "] (the model's context), found ", o.ctx);
@@ -84,7 +89,9 @@ void Scheduler::shutdown() {
 }
 
 void Scheduler::end(Seq& s, Finish f) {
-  s.stream->finish(s.stream->cancelled() ? Finish::Cancelled : f);
+  if (s.stream->cancelled()) f = Finish::Cancelled;
+  if (f == Finish::Cancelled) metrics_.cancelled++;
+  s.stream->finish(f);
   if (s.slot >= 0) free_slots_.push_back(s.slot);
   s.slot = -1;
 }
@@ -119,9 +126,20 @@ void Scheduler::run() {
       for (auto& s : active_) end(*s, Finish::Length);
       active_.clear();
       busy_ = 0;
+      fwd_.end();
       return;
     }
-    step();
+    if (!step()) fwd_.idle();
+  }
+}
+
+void follow_scheduler(const Model& m, const ParallelState& par, const SchedulerOptions& o) {
+  signal(SIGTERM, SIG_IGN);  // rank 0's server takes the stop and ends us through end()
+  signal(SIGINT, SIG_IGN);
+  const auto [slots, ctx] = kv_cache_shape(m, o);
+  KVCache cache(m, slots, ctx);
+  BatchForward fwd(m, par);
+  while (fwd.follow(cache.views(), slots)) {
   }
 }
 

@@ -67,13 +67,20 @@ struct SchedulerOptions {
   int64_t prefill_chunk = 128;    // prompt tokens one sequence adds per step at most
 };
 
+// The KV cache a scheduler with options `o` keeps for model `m`: slots and positions per slot.
+std::pair<int64_t, int64_t> kv_cache_shape(const Model& m, const SchedulerOptions& o);
+
 class Scheduler {
  public:
-  Scheduler(const Model& m, const SchedulerOptions& o, Metrics& metrics);
+  // m: the whole model, or world rank 0's shard of layout `par` (then every other rank of the
+  // layout runs follow_scheduler with the same options, and run() drives them).
+  Scheduler(const Model& m, const SchedulerOptions& o, Metrics& metrics,
+            const ParallelState& par = ParallelState::single());
   ~Scheduler();
   // Queues the sequences of one request, all or none: empty when the queue has no room.
   std::vector<std::shared_ptr<SeqStream>> submit(std::vector<SeqParams> seqs);
-  // The step loop; returns after shutdown() once every sequence has been ended.
+  // The step loop; returns after shutdown() once every sequence has been ended (and the
+  // followers of a layout have been released).
   void run();
   // Refuses new sequences and ends waiting and active ones at the next step (Finish::Length).
   void shutdown();
@@ -102,5 +109,10 @@ class Scheduler {
   std::vector<int32_t> free_slots_;
   std::atomic<int64_t> queued_{0}, busy_{0};
 };
+
+// Every rank of a serving layout but world rank 0: runs this rank's shard of each batched step
+// world rank 0's Scheduler sends, until it stops. SIGTERM and SIGINT are left to rank 0's server
+// (mpirun delivers them to every rank), which ends the followers when its streams are done.
+void follow_scheduler(const Model& m, const ParallelState& par, const SchedulerOptions& o);
 
 }  // namespace wafer::serve

@@ -18,6 +18,7 @@
 #include "parallel/pipeline_schedule.h"
 #include "train/checkpoint.h"
 #include "train/loss_plot.h"
+#include "train/replica_check.h"
 #include "train/train_step.h"
 
 namespace wafer {
@@ -187,8 +188,12 @@ void run_training(Model& m, const ParallelState& par, const Dataset& data, const
       std::fflush(stderr);
     }
     const bool last = step + 1 == o.steps, stop = step + 1 == o.stop_at;
+    const bool save = (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) || last || stop;
+    // Replicas compare before anything of this step is validated or written.
+    corrupt_for_fault_test(m);
+    if (o.check_replicas > 0 && ((step + 1) % o.check_replicas == 0 || save)) check_replicas(m, par, step + 1);
     if ((o.eval_every > 0 && (step + 1) % o.eval_every == 0) || last) validate(step + 1);
-    if ((o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0) || last || stop) {
+    if (save) {
       checkpoint(step + 1);
       if (rank0) write_loss_plot(o.run_dir + "/loss.svg", train_curve, val_curve, title);
     }

@@ -34,6 +34,7 @@ struct TrainOptions {
   bool progress_tty = false;     // redraw one line (a terminal) or print every twentieth step (a log)
   std::string tokenizer_dir;     // copied into final/ when set
   Recompute recompute = Recompute::None;  // what the backward recomputes instead of keeping
+  int64_t check_replicas = 0;    // > 0: compare replicas' parameter hashes every this many steps and at checkpoints
 };
 
 // Runs from step `start_step` (0, or the checkpoint's step when resuming from `resume`, whose

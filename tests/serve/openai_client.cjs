@@ -55,6 +55,13 @@ async function main() {
   let ctext = "";
   for await (const chunk of cs) for (const ch of chunk.choices) ctext += ch.delta.content || "";
   assert.strictEqual(ctext, chat.choices[0].message.content);
+  // Chat log-probabilities in the package's shape: content[] of {token, logprob, bytes, top_logprobs}.
+  const cl = await client.chat.completions.create({ model: "m", max_tokens: 6, temperature: 0, logprobs: true,
+                                                    top_logprobs: 3, messages: [{ role: "user", content: "Hi there" }] });
+  const content = cl.choices[0].logprobs.content;
+  assert.strictEqual(content.map((t) => t.token).join(""), chat.choices[0].message.content);
+  assert.ok(content.every((t) => t.logprob <= 0 && t.top_logprobs.length === 3 && Array.isArray(t.bytes)));
+  assert.ok(content.every((t) => t.top_logprobs[0].logprob >= t.logprob));
 
   // Errors come back as the package's APIError with status and param.
   try {

@@ -1,0 +1,634 @@
+// kernels/cpu/quant_matmul.cpp: x · Wᵀ with q8_0 / q4_0 / q4_K weights (llama.cpp's scheme).
+//
+// 1. Each row of x is quantized once per call to int8 with fp32 scales (ActRows below), in an
+//    order that lets a 64-byte load meet the weight bytes it multiplies, plus the sum of every 32
+//    quantized values (the q4_0 offset and the q4_K mins are applied through those sums).
+// 2. Per weight block the dot product is an exact int32 (any ISA gets the same integer):
+//      q8_0:  Σ w·x                         (AVX: |w| times x with w's sign, as u8 · s8)
+//      q4_0:  Σ q·x - 8·Σx, q in [0, 15]    (the nibbles are already u8)
+//      q4_K:  sumi = Σ_s sc[s]·Σ q·x over sub-block s, summ = Σ_s m[s]·Σx over s
+// 3. The float part is the same operations in the same order on every path, without fused
+//    multiply-adds (fp-contract=off below), so the paths agree bit for bit:
+//      q8_0, q4_0: block b adds (d_w·d_x)·isum into lane b mod 16 of 16 partial sums (one AVX-512
+//                  register), which end in a fixed tree: lane k += lane k+8, k+4, k+2, k+1.
+//      q4_K:       one scalar sum over super-blocks in order of d_x·(d·sumi - dmin·summ).
+// Paths: AVX512-VNNI (vpdpbusd), AVX2 (vpmaddubsw + vpmaddwd), and portable C, picked from
+// kernel_isa(). Threads split the weight rows; each streams its share once per tile of rows.
+#pragma GCC optimize("fp-contract=off")
+#include "kernels/cpu/quant_matmul.h"
+
+// GCC 12 reports its own AVX-512 intrinsics' _mm512_undefined_*() as maybe-uninitialized
+// (a false positive, GCC PR 105593); the warning is silenced inside the header only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/quant.h"
+
+namespace wafer {
+
+namespace {
+
+// ---- quantized activations ----
+
+// Activation rows quantized for one weight type, row n at q + n·q_stride etc. Layouts of q:
+//   q8_0: natural order.
+//   q4_0: per group of 4 blocks (128 bytes): values 0-15 of the 4 blocks, then values 16-31, so
+//         one 64-byte load meets the low nibbles of 4 blocks' qs and the next one the high ones.
+//   q4_K: per super-block the 8 sub-blocks of 32 in order 0 2 1 3 4 6 5 7, the order of the low
+//         and high nibbles of qs[0, 64) and qs[64, 128).
+// q and d are zero-padded to whole groups of 16 blocks (q8_0, q4_0) so 16 lanes can be loaded.
+struct ActRows {
+  int64_t q_stride = 0, d_stride = 0, s_stride = 0;
+  int8_t* q = nullptr;   // [N, q_stride]
+  float* d = nullptr;    // [N, d_stride]: scale per block of 32 (q8_0, q4_0) or 256 (q4_K)
+  int32_t* s = nullptr;  // [N, s_stride]: Σ q over each 32 values in natural order
+};
+
+constexpr int kQ4KPos[8] = {0, 2, 1, 3, 4, 6, 5, 7};  // position of sub-block s (self-inverse)
+
+int64_t act_block(QuantType t) { return t == QuantType::Q4_K ? 256 : 32; }
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// Byte offset in an activation row of value c (natural index).
+inline int64_t act_index(QuantType t, int64_t c) {
+  if (t == QuantType::Q8_0) return c;
+  if (t == QuantType::Q4_0) {
+    const int64_t b = c / 32, j = c % 32;
+    return 128 * (b / 4) + (j >= 16 ? 64 : 0) + 16 * (b % 4) + (j & 15);
+  }
+  return 256 * (c / 256) + 32 * kQ4KPos[(c / 32) % 8] + c % 32;
+}
+
+void act_strides(QuantType t, int64_t cols, ActRows* a) {
+  const int64_t nb = cols / act_block(t);
+  a->q_stride = t == QuantType::Q4_K ? cols : 32 * round_up(nb, 16);
+  a->d_stride = t == QuantType::Q4_K ? nb : round_up(nb, 16);
+  a->s_stride = t == QuantType::Q4_K ? cols / 32 : round_up(nb, 16);
+}
+
+// One row: d = max|x| / 127 per block, q = round(x / d) (ties away from zero, as ggml).
+void quantize_act_row(QuantType t, const float* x, int64_t cols, int8_t* q, float* d, int32_t* s,
+                      const ActRows& a) {
+  std::memset(q, 0, size_t(a.q_stride));
+  std::fill(d, d + a.d_stride, 0.0f);
+  std::fill(s, s + a.s_stride, 0);
+  const int64_t blk = act_block(t);
+  for (int64_t b = 0; b < cols / blk; ++b) {
+    const float* xb = x + b * blk;
+    float amax = 0;
+    for (int64_t j = 0; j < blk; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    const float db = amax / 127, id = db != 0 ? 1.0f / db : 0.0f;
+    d[b] = db;
+    for (int64_t j = 0; j < blk; ++j) {
+      const int v = int(std::roundf(xb[j] * id));  // |v| <= 127
+      q[act_index(t, b * blk + j)] = int8_t(v);
+      s[(b * blk + j) / 32] += v;
+    }
+  }
+}
+
+// ---- shared pieces ----
+
+inline uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// The 8 six-bit scales and mins of a q4_K block (q4_k_scale_min for all s at once, four bytes
+// per word): bytes 0-3 of sc/m are s = 0..3, bytes 4-7 are s = 4..7.
+inline void q4_k_unpack(const uint8_t* scales, uint32_t sc[2], uint32_t m[2]) {
+  const uint32_t u0 = load_u32(scales), u1 = load_u32(scales + 4), u2 = load_u32(scales + 8);
+  sc[0] = u0 & 0x3f3f3f3fu;
+  m[0] = u1 & 0x3f3f3f3fu;
+  sc[1] = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
+  m[1] = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
+}
+
+// The q4_K super-block term, identical on every path.
+[[gnu::always_inline]] inline float q4_k_term(float dx, float d, float dmin, int32_t sumi, int32_t summ) {
+  return dx * (d * float(sumi) - dmin * float(summ));
+}
+
+// The fixed tree over 16 lane sums: k += k+8, k += k+4, k += k+2, then 0 + 1.
+inline float lanes_sum(float* acc) {
+  for (int k = 0; k < 8; ++k) acc[k] += acc[k + 8];
+  for (int k = 0; k < 4; ++k) acc[k] += acc[k + 4];
+  for (int k = 0; k < 2; ++k) acc[k] += acc[k + 2];
+  return acc[0] + acc[1];
+}
+
+// A row dot product: weight row w (nb blocks), one activation row (q, d, s).
+using RowDot = float (*)(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t nb);
+
+// ---- portable C ----
+
+float dot_q8_0_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t nb) {
+  float acc[16] = {};
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = w + 34 * b;
+    const int8_t* x = q + 32 * b;
+    int32_t isum = 0;
+    for (int j = 0; j < 32; ++j) isum += int8_t(blk[2 + j]) * x[j];
+    acc[b & 15] += (f16_to_f32(load_u16(blk)) * d[b]) * float(isum);
+  }
+  return lanes_sum(acc);
+}
+
+float dot_q4_0_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t nb) {
+  float acc[16] = {};
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = w + 18 * b;
+    const int8_t* lo = q + 128 * (b / 4) + 16 * (b % 4);  // values 0-15; 16-31 at lo + 64
+    int32_t isum = 0;
+    for (int j = 0; j < 16; ++j) isum += (blk[2 + j] & 15) * lo[j] + (blk[2 + j] >> 4) * lo[64 + j];
+    isum -= 8 * s[b];
+    acc[b & 15] += (f16_to_f32(load_u16(blk)) * d[b]) * float(isum);
+  }
+  return lanes_sum(acc);
+}
+
+float dot_q4_k_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t nb) {
+  float acc = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = w + 144 * b;
+    const int8_t* x = q + 256 * b;
+    int32_t sumi = 0, summ = 0;
+    for (int sb = 0; sb < 8; ++sb) {
+      uint8_t sc, m;
+      q4_k_scale_min(sb, blk + 4, &sc, &m);
+      const uint8_t* qs = blk + 16 + 32 * (sb / 2);
+      const int shift = 4 * (sb % 2);
+      const int8_t* xs = x + 32 * kQ4KPos[sb];
+      int32_t isum = 0;
+      for (int l = 0; l < 32; ++l) isum += ((qs[l] >> shift) & 15) * xs[l];
+      sumi += sc * isum;
+      summ += m * s[8 * b + sb];
+    }
+    acc += q4_k_term(d[b], f16_to_f32(load_u16(blk)), f16_to_f32(load_u16(blk + 2)), sumi, summ);
+  }
+  return acc;
+}
+
+// ---- AVX2 ----
+
+#define WAFER_QAVX2 gnu::target("avx2,fma,f16c")
+
+// [Σp[0], ..., Σp[7]]: the int32 lane sums of 8 vectors.
+[[WAFER_QAVX2]] inline __m256i hsum8_epi32(const __m256i* p) {
+  const __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+  const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31));
+}
+[[WAFER_QAVX2]] inline int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// Eight int32 partial sums of one block's integer dot product.
+[[WAFER_QAVX2]] inline __m256i block_q8_0_avx2(const uint8_t* blk, const int8_t* x) {
+  const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  // |w| ≤ 128 as u8 times ±x: pairs stay within int16 (2 · 128 · 127 < 2^15).
+  const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(v, w));
+  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+[[WAFER_QAVX2]] inline __m256i block_q4_0_avx2(const uint8_t* blk, const int8_t* lo) {
+  const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+  const __m256i w = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), _mm256_set1_epi8(15));
+  const __m256i x = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo + 64)),
+                                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(lo)));
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+}
+
+// Integer sums of blocks [b, b + 16) (those < nb; the others 0) and their fp16 scales.
+template <bool kQ8>
+[[WAFER_QAVX2]] inline void sums16_avx2(const uint8_t* w, const int8_t* q, const int32_t* s, int64_t b, int64_t nb,
+                                        __m256i isum[2], __m256 dw[2]) {
+  alignas(16) uint16_t dh[16] = {};
+  for (int h = 0; h < 2; ++h) {
+    __m256i p[8];
+    for (int k = 0; k < 8; ++k) {
+      const int64_t i = b + 8 * h + k;
+      if (i >= nb) {
+        p[k] = _mm256_setzero_si256();
+        continue;
+      }
+      const uint8_t* blk = w + (kQ8 ? 34 : 18) * i;
+      dh[8 * h + k] = load_u16(blk);
+      p[k] = kQ8 ? block_q8_0_avx2(blk, q + 32 * i) : block_q4_0_avx2(blk, q + 128 * (i / 4) + 16 * (i % 4));
+    }
+    isum[h] = hsum8_epi32(p);
+    if (!kQ8) isum[h] = _mm256_sub_epi32(isum[h], _mm256_slli_epi32(_mm256_loadu_si256(
+                                                      reinterpret_cast<const __m256i*>(s + b + 8 * h)), 3));
+    dw[h] = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh + 8 * h)));
+  }
+}
+
+template <bool kQ8>
+[[WAFER_QAVX2]] float dot_q80_q40_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
+                                       int64_t nb) {
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};  // lanes 0-7, 8-15
+  for (int64_t b = 0; b < nb; b += 16) {
+    __m256i isum[2];
+    __m256 dw[2];
+    sums16_avx2<kQ8>(w, q, s, b, nb, isum, dw);
+    for (int h = 0; h < 2; ++h) {
+      const __m256 scale = _mm256_mul_ps(dw[h], _mm256_loadu_ps(d + b + 8 * h));
+      acc[h] = _mm256_add_ps(acc[h], _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum[h])));
+    }
+  }
+  alignas(32) float lanes[16];
+  _mm256_store_ps(lanes, acc[0]);
+  _mm256_store_ps(lanes + 8, acc[1]);
+  return lanes_sum(lanes);
+}
+
+[[WAFER_QAVX2]] float dot_q8_0_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t nb) {
+  return dot_q80_q40_avx2<true>(w, q, d, s, nb);
+}
+[[WAFER_QAVX2]] float dot_q4_0_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t nb) {
+  return dot_q80_q40_avx2<false>(w, q, d, s, nb);
+}
+
+[[WAFER_QAVX2]] float dot_q4_k_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t nb) {
+  const __m256i m4 = _mm256_set1_epi8(15);
+  float acc = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = w + 144 * b;
+    const int8_t* x = q + 256 * b;
+    uint32_t scw[2], mw[2];
+    q4_k_unpack(blk + 4, scw, mw);
+    uint8_t sc[8], m[8];
+    std::memcpy(sc, scw, 8);
+    std::memcpy(m, mw, 8);
+    __m256i isum = _mm256_setzero_si256();
+    for (int g = 0; g < 4; ++g) {  // qs group g: sub-block 2g in the low nibbles, 2g + 1 in the high
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * g));
+      const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      const __m256i xl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * kQ4KPos[2 * g]));
+      const __m256i xh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * kQ4KPos[2 * g + 1]));
+      // pairs ≤ 2 · 15 · 128 in int16, then times the scale (≤ 63) into int32
+      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_set1_epi16(sc[2 * g])));
+      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), _mm256_set1_epi16(sc[2 * g + 1])));
+    }
+    int32_t summ = 0;
+    for (int sb = 0; sb < 8; ++sb) summ += m[sb] * s[8 * b + sb];
+    acc += q4_k_term(d[b], _cvtsh_ss(load_u16(blk)), _cvtsh_ss(load_u16(blk + 2)), hsum_epi32(isum), summ);
+  }
+  return acc;
+}
+
+// ---- AVX-512 with VNNI ----
+
+#define WAFER_QVNNI gnu::target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
+
+[[WAFER_QVNNI]] inline __m512i load64(const void* p) { return _mm512_loadu_si512(p); }
+
+// Block sums in natural order from q[m] whose 128-bit lane k holds 4 partial sums of block
+// 4m + k: a 4 × 4 transpose-and-add within each lane, then one permute.
+[[WAFER_QVNNI]] inline __m512i reduce_4x4(const __m512i* q) {
+  const __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(q[0], q[1]), _mm512_unpackhi_epi32(q[0], q[1]));
+  const __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(q[2], q[3]), _mm512_unpackhi_epi32(q[2], q[3]));
+  const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+  // u element 4k + m is block 4m + k
+  return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), u);
+}
+
+// The fp16 scales of 16 blocks, as fp32 (a vpgatherdd is slower on Zen 4 than either of these).
+// q8_0: 16 scalar loads (measured faster than register loads and word permutes).
+[[WAFER_QVNNI]] inline __m512 scales16_q8_0(const uint8_t* w) {
+  alignas(32) uint16_t h[16];
+  for (int k = 0; k < 16; ++k) h[k] = load_u16(w + 34 * k);
+  return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(h)));
+}
+// q4_0: block k's d is 16-bit word 9k of the 288 bytes: k < 8 in bytes [0, 128), 8 <= k < 15 in
+// [128, 256), k = 15 (word 135) in [256, 288). Register loads (L1 hits) and word permutes.
+[[WAFER_QVNNI]] inline __m512 scales16_q4_0(const uint8_t* w) {
+  alignas(64) static constexpr int16_t kIdx[32] = {0, 9, 18, 27, 36, 45, 54, 63, 8, 17, 26, 35, 44, 53, 62, 7};
+  const __m512i idx = _mm512_load_si512(kIdx);
+  const __m512i lo = _mm512_permutex2var_epi16(load64(w), idx, load64(w + 64));
+  const __m512i mid = _mm512_permutex2var_epi16(load64(w + 128), idx, load64(w + 192));
+  const __m512i hi = _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 256)));
+  __m512i v = _mm512_mask_blend_epi16(0x7f00, lo, mid);
+  v = _mm512_mask_permutexvar_epi16(v, 0x8000, idx, hi);
+  return _mm512_cvtph_ps(_mm512_castsi512_si256(v));
+}
+
+// Integer sums of 16 q8_0 blocks: two blocks per register, |w| · (x with w's sign) by vpdpbusd.
+[[WAFER_QVNNI]] inline __m512i sums16_q8_0(const uint8_t* w, const int8_t* x) {
+  __m512i q[4];
+  for (int m = 0; m < 4; ++m) {
+    __m512i p[2];
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* blk = w + 34 * (4 * m + 2 * h);
+      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 36));
+      const __m512i wv = _mm512_inserti64x4(_mm512_zextsi256_si512(w0), w1, 1);
+      const __m512i xv = load64(x + 32 * (4 * m + 2 * h));
+      const __m512i sx = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), _mm512_setzero_si512(), xv);
+      p[h] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(wv), sx);
+    }
+    // p[h] lanes: [blk.lo, blk.hi, blk+1.lo, blk+1.hi] → q[m] lanes: blocks 4m .. 4m + 3
+    q[m] = _mm512_add_epi32(_mm512_shuffle_i32x4(p[0], p[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                            _mm512_shuffle_i32x4(p[0], p[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+  return reduce_4x4(q);
+}
+
+// Integer sums of 16 q4_0 blocks: four blocks' qs per register against the grouped activations.
+[[WAFER_QVNNI]] inline __m512i sums16_q4_0(const uint8_t* w, const int8_t* x, const int32_t* s) {
+  const __m512i m4 = _mm512_set1_epi8(15);
+  __m512i q[4];
+  for (int m = 0; m < 4; ++m) {
+    const uint8_t* blk = w + 18 * 4 * m + 2;
+    __m512i v = _mm512_zextsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 18)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 36)), 2);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 54)), 3);
+    const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, load64(x + 128 * m));
+    q[m] = _mm512_dpbusd_epi32(p, hi, load64(x + 128 * m + 64));
+  }
+  return _mm512_sub_epi32(reduce_4x4(q), _mm512_slli_epi32(_mm512_loadu_si512(s), 3));
+}
+
+[[WAFER_QVNNI]] inline float lanes_sum512(__m512 acc) {
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, acc);
+  return lanes_sum(lanes);
+}
+
+template <bool kQ8>
+[[WAFER_QVNNI]] float dot_q80_q40_avx512(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
+                                         int64_t nb) {
+  constexpr int kStride = kQ8 ? 34 : 18;
+  __m512 acc = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 16 <= nb; b += 16) {
+    const uint8_t* wb = w + kStride * b;
+    const __m512i isum = kQ8 ? sums16_q8_0(wb, q + 32 * b) : sums16_q4_0(wb, q + 32 * b, s + b);
+    const __m512 dw = kQ8 ? scales16_q8_0(wb) : scales16_q4_0(wb);
+    const __m512 scale = _mm512_mul_ps(dw, _mm512_loadu_ps(d + b));
+    acc = _mm512_add_ps(acc, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(isum)));
+  }
+  if (b < nb) {  // the last < 16 blocks, one at a time (d is zero-padded to 16)
+    __m256i isum[2];
+    __m256 dw[2];
+    sums16_avx2<kQ8>(w, q, s, b, nb, isum, dw);
+    const __m512i is = _mm512_inserti64x4(_mm512_zextsi256_si512(isum[0]), isum[1], 1);
+    const __m512 dv = _mm512_insertf32x8(_mm512_zextps256_ps512(dw[0]), dw[1], 1);
+    acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_mul_ps(dv, _mm512_loadu_ps(d + b)), _mm512_cvtepi32_ps(is)));
+  }
+  return lanes_sum512(acc);
+}
+
+[[WAFER_QVNNI]] float dot_q8_0_avx512(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
+                                      int64_t nb) {
+  return dot_q80_q40_avx512<true>(w, q, d, s, nb);
+}
+[[WAFER_QVNNI]] float dot_q4_0_avx512(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
+                                      int64_t nb) {
+  return dot_q80_q40_avx512<false>(w, q, d, s, nb);
+}
+
+[[WAFER_QVNNI]] inline int32_t hsum512_epi32(__m512i v) {
+  return hsum_epi32(_mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)));
+}
+
+// One q4_K super-block: int32 vectors whose lanes add up to sumi (8 lanes each half) and summ.
+[[WAFER_QVNNI]] inline void q4_k_sums_avx512(const uint8_t* blk, const int8_t* x, const int32_t* bs, __m256i* sumi,
+                                             __m256i* summ) {
+  const __m512i m4 = _mm512_set1_epi8(15);
+  uint32_t sc[2], m[2];
+  q4_k_unpack(blk + 4, sc, m);
+  // The scales as int16, then per product below the scale of each of its 32 int16 lanes:
+  // sub-blocks (0, 2), (1, 3), (4, 6), (5, 7), 16 lanes each.
+  const __m512i scv = _mm512_zextsi128_si512(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, int(sc[1]), int(sc[0]))));
+  const __m512i idx = _mm512_set_epi64(0x0002000200020002, 0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
+                                       0, 0, 0, 0);
+  const __m512i one = _mm512_set1_epi16(1), four = _mm512_set1_epi16(4);
+  const __m512i v0 = load64(blk + 16), v1 = load64(blk + 80);
+  // u8 · s8 pairs ≤ 2 · 15 · 128 in int16, then · scale pairs into int32 (vpdpwssd)
+  __m512i t = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(_mm512_and_si512(v0, m4), load64(x)),
+                                  _mm512_permutexvar_epi16(idx, scv));
+  t = _mm512_dpwssd_epi32(t, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(v0, 4), m4), load64(x + 64)),
+                          _mm512_permutexvar_epi16(_mm512_add_epi16(idx, one), scv));
+  t = _mm512_dpwssd_epi32(t, _mm512_maddubs_epi16(_mm512_and_si512(v1, m4), load64(x + 128)),
+                          _mm512_permutexvar_epi16(_mm512_add_epi16(idx, four), scv));
+  t = _mm512_dpwssd_epi32(t, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(v1, 4), m4), load64(x + 192)),
+                          _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_add_epi16(one, four)), scv));
+  *sumi = _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
+  const __m256i mins = _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, int(m[1]), int(m[0])));
+  *summ = _mm256_mullo_epi32(mins, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)));
+}
+
+// [Σa[0], Σa[1], Σa[2], Σa[3]] of four 8-lane int32 vectors.
+[[WAFER_QVNNI]] inline __m128i hsum4x8_epi32(const __m256i* a) {
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+[[WAFER_QVNNI]] float dot_q4_k_avx512(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
+                                      int64_t nb) {
+  float acc = 0;
+  int64_t b = 0;
+  for (; b + 4 <= nb; b += 4) {  // four super-blocks' sums reduced together, terms added in order
+    __m256i si[4], sm[4];
+    alignas(16) uint16_t h[8];  // d of the 4, then dmin
+    for (int k = 0; k < 4; ++k) {
+      const uint8_t* blk = w + 144 * (b + k);
+      q4_k_sums_avx512(blk, q + 256 * (b + k), s + 8 * (b + k), &si[k], &sm[k]);
+      h[k] = load_u16(blk), h[4 + k] = load_u16(blk + 2);
+    }
+    const __m256 dd = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
+    const __m128 sumi = _mm_cvtepi32_ps(hsum4x8_epi32(si)), summ = _mm_cvtepi32_ps(hsum4x8_epi32(sm));
+    const __m128 inner = _mm_sub_ps(_mm_mul_ps(_mm256_castps256_ps128(dd), sumi),
+                                    _mm_mul_ps(_mm256_extractf128_ps(dd, 1), summ));
+    alignas(16) float term[4];
+    _mm_store_ps(term, _mm_mul_ps(_mm_loadu_ps(d + b), inner));  // = q4_k_term of each
+    acc += term[0];
+    acc += term[1];
+    acc += term[2];
+    acc += term[3];
+  }
+  for (; b < nb; ++b) {
+    const uint8_t* blk = w + 144 * b;
+    __m256i si, sm;
+    q4_k_sums_avx512(blk, q + 256 * b, s + 8 * b, &si, &sm);
+    acc += q4_k_term(d[b], _cvtsh_ss(load_u16(blk)), _cvtsh_ss(load_u16(blk + 2)), hsum_epi32(si), hsum_epi32(sm));
+  }
+  return acc;
+}
+
+// ---- dispatch ----
+
+enum class Path { Generic, Avx2, Avx512Vnni };
+
+Path pick_path() {
+  static const bool vnni = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni") != 0;
+  }();
+  static const bool f16c = __builtin_cpu_supports("f16c") != 0;
+  const Isa isa = kernel_isa();
+  if (isa == Isa::Avx512 && vnni) return Path::Avx512Vnni;
+  if (isa != Isa::Generic && f16c) return Path::Avx2;
+  return Path::Generic;
+}
+
+RowDot pick_dot(QuantType t) {
+  static constexpr RowDot table[3][3] = {
+      {dot_q8_0_generic, dot_q8_0_avx2, dot_q8_0_avx512},
+      {dot_q4_0_generic, dot_q4_0_avx2, dot_q4_0_avx512},
+      {dot_q4_k_generic, dot_q4_k_avx2, dot_q4_k_avx512},
+  };
+  return table[int(t)][int(pick_path())];
+}
+
+void check_cols(const char* op, QuantType t, int64_t cols) {
+  const int64_t blk = quant_block_values(t);
+  WAFER_CHECK(cols > 0 && cols % blk == 0, "[", op, "] expected the row length (cols) to be a positive multiple of ",
+              blk, " for ", quant_type_name(t), " weights, found ", cols);
+}
+
+void quantize_row(QuantType t, uint8_t* dst, const float* src, int64_t cols) {
+  switch (t) {
+    case QuantType::Q8_0: quantize_q8_0(reinterpret_cast<BlockQ8_0*>(dst), src, cols); break;
+    case QuantType::Q4_0: quantize_q4_0(reinterpret_cast<BlockQ4_0*>(dst), src, cols); break;
+    case QuantType::Q4_K: quantize_q4_k(reinterpret_cast<BlockQ4_K*>(dst), src, cols); break;
+  }
+}
+
+}  // namespace
+
+const char* quant_type_name(QuantType t) {
+  switch (t) {
+    case QuantType::Q8_0: return "q8_0";
+    case QuantType::Q4_0: return "q4_0";
+    case QuantType::Q4_K: return "q4_k";
+  }
+  return "?";
+}
+
+QuantType quant_type_from_name(const std::string& name) {
+  for (QuantType t : {QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_K})
+    if (name == quant_type_name(t)) return t;
+  fail(str_cat("[quant] expected a quantization type q8_0, q4_0 or q4_k, found '", name, "'"));
+}
+
+int64_t quant_block_values(QuantType t) { return t == QuantType::Q4_K ? kQ4_KBlock : 32; }
+
+int64_t quant_block_bytes(QuantType t) {
+  return t == QuantType::Q8_0 ? int64_t(sizeof(BlockQ8_0))
+         : t == QuantType::Q4_0 ? int64_t(sizeof(BlockQ4_0))
+                                : int64_t(sizeof(BlockQ4_K));
+}
+
+int64_t quant_row_bytes(QuantType t, int64_t cols) {
+  check_cols("quant_row_bytes", t, cols);
+  return cols / quant_block_values(t) * quant_block_bytes(t);
+}
+
+std::vector<uint8_t> quantize_matrix_rows(QuantType t, const float* w, int64_t rows, int64_t cols) {
+  const int64_t rb = quant_row_bytes(t, cols);
+  WAFER_CHECK(rows >= 0, "[quantize_matrix_rows] expected rows >= 0, found ", rows);
+  std::vector<uint8_t> out(size_t(rows * rb));
+#pragma omp parallel for schedule(dynamic, 16)
+  for (int64_t r = 0; r < rows; ++r) quantize_row(t, out.data() + r * rb, w + r * cols, cols);
+  return out;
+}
+
+std::vector<uint8_t> quantize_matrix_conv1d(QuantType t, const float* w, int64_t C, int64_t OC) {
+  const int64_t rb = quant_row_bytes(t, C);  // a row of W is a column of w: C values
+  WAFER_CHECK(OC >= 0, "[quantize_matrix_conv1d] expected OC >= 0, found ", OC);
+  constexpr int64_t kTile = 16;  // columns gathered per pass: 64 contiguous bytes of each w row
+  std::vector<uint8_t> out(size_t(OC * rb));
+#pragma omp parallel
+  {
+    std::vector<float> col(size_t(kTile * C));  // [kTile, C]
+#pragma omp for schedule(dynamic)
+    for (int64_t o0 = 0; o0 < OC; o0 += kTile) {
+      const int64_t n = std::min(kTile, OC - o0);
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t k = 0; k < n; ++k) col[size_t(k * C + c)] = w[c * OC + o0 + k];
+      for (int64_t k = 0; k < n; ++k) quantize_row(t, out.data() + (o0 + k) * rb, col.data() + k * C, C);
+    }
+  }
+  return out;
+}
+
+void quant_activation_values(float* y, QuantType t, const float* x, int64_t cols) {
+  check_cols("quant_activation_values", t, cols);
+  ActRows a;
+  act_strides(t, cols, &a);
+  std::vector<int8_t> q(size_t(a.q_stride));
+  std::vector<float> d(size_t(a.d_stride));
+  std::vector<int32_t> s(size_t(a.s_stride));
+  quantize_act_row(t, x, cols, q.data(), d.data(), s.data(), a);
+  const int64_t blk = act_block(t);
+  for (int64_t c = 0; c < cols; ++c) y[c] = d[size_t(c / blk)] * q[size_t(act_index(t, c))];
+}
+
+void quant_matmul(float* out, const float* x, const QuantMatrix& w, const float* bias, int64_t N, float scale) {
+  const QuantType t = w.type;
+  check_cols("quant_matmul", t, w.cols);
+  WAFER_CHECK(N >= 0 && w.rows >= 0, "[quant_matmul] expected N >= 0 and rows >= 0, found N = ", N,
+              ", rows = ", w.rows);
+  if (N == 0 || w.rows == 0) return;
+  WAFER_CHECK(w.data && x && out, "[quant_matmul] expected weight, input and output pointers, found a null one");
+  const int64_t cols = w.cols, rows = w.rows, rb = quant_row_bytes(t, cols), nb = cols / quant_block_values(t);
+
+  // 1. Quantize every activation row (the calling thread's buffers; workers read them).
+  ActRows a;
+  act_strides(t, cols, &a);
+  thread_local std::vector<int8_t> qbuf;
+  thread_local std::vector<float> dbuf;
+  thread_local std::vector<int32_t> sbuf;
+  qbuf.resize(size_t(N * a.q_stride) + 64);  // + 64: the row starts 64-byte aligned
+  dbuf.resize(size_t(N * a.d_stride));
+  sbuf.resize(size_t(N * a.s_stride));
+  a.q = qbuf.data() + (64 - reinterpret_cast<uintptr_t>(qbuf.data()) % 64) % 64;
+  a.d = dbuf.data(), a.s = sbuf.data();
+#pragma omp parallel for if (N > 4)
+  for (int64_t n = 0; n < N; ++n)
+    quantize_act_row(t, x + n * cols, cols, a.q + n * a.q_stride, a.d + n * a.d_stride, a.s + n * a.s_stride, a);
+
+  // 2. Rows of W in tiles of about 32 KiB (in L1/L2 while all N activation rows pass over them);
+  //    static scheduling gives each thread one contiguous run of the matrix.
+  const RowDot dot = pick_dot(t);
+  const int64_t tile = std::max<int64_t>(1, 32768 / rb);
+  const int64_t ntiles = (rows + tile - 1) / tile;
+#pragma omp parallel for schedule(static) if (rows * rb * N > (1 << 16))
+  for (int64_t i = 0; i < ntiles; ++i) {
+    const int64_t r0 = i * tile, r1 = std::min(rows, r0 + tile);
+    for (int64_t n = 0; n < N; ++n) {
+      const int8_t* q = a.q + n * a.q_stride;
+      const float* d = a.d + n * a.d_stride;
+      const int32_t* s = a.s + n * a.s_stride;
+      for (int64_t r = r0; r < r1; ++r) {
+        const float v = scale * dot(w.data + r * rb, q, d, s, nb);
+        out[n * rows + r] = bias ? v + bias[r] : v;
+      }
+    }
+  }
+}
+
+}  // namespace wafer
