@@ -10,7 +10,9 @@
 
 #include "core/error.h"
 #include "infer/generate.h"
+#include "infer/kv_cache.h"
 #include "io/gguf.h"
+#include "model/batch_forward.h"
 #include "model/forward.h"
 #include "model/gguf_gpt2.h"
 #include "model/model.h"
@@ -127,6 +129,64 @@ TEST(GgufModel, RoundTripLogitsAndGreedyGeneration) {
         EXPECT_LE(diff, tol * scale) << gguf_type_name(type) << " tied=" << tied;
         EXPECT_GT(diff, 0.0f) << gguf_type_name(type);  // the format did round something
       }
+    }
+  }
+}
+
+// In-memory quantized inference (--precision q8_0|q4_0|q4_k): the weights hold the values of a
+// GGUF file of that type loaded back (dequantized), so the logits differ from that model's only
+// by the activations' 8-bit rounding, and from fp32's within the format's error; the serving path
+// (BatchForward, prompt in chunks) agrees with the whole-sequence pass to that rounding; decoding with the KV
+// cache (single rows: the decode kernels) runs to its length.
+TEST(QuantizedInference, HoldsTheGgufValuesAndEveryPathAgrees) {
+  const std::string dir = test::temp_dir("quant_inference");
+  const std::vector<int32_t> ids = {1, 17, 250, 3, 99, 42, 7, 7, 123, 299};
+  const std::tuple<GgufType, QuantType, float> cases[] = {
+      {GgufType::Q8_0, QuantType::Q8_0, 0.05f}, {GgufType::Q4_0, QuantType::Q4_0, 0.5f},
+      {GgufType::Q4_K, QuantType::Q4_K, 0.5f}};
+  for (bool tied : {true, false}) {
+    Model m(tiny_config(tied));
+    init_weights(m, {.seed = 21});
+    const std::vector<float> want = logits_of(m, ids);
+    float scale = 0;
+    for (float v : want) scale = std::max(scale, std::fabs(v));
+    for (const auto& [gt, qt, tol] : cases) {
+      const std::string what = std::string(quant_type_name(qt)) + (tied ? " tied" : " untied");
+      const std::string path = dir + "/m_" + gguf_type_name(gt) + ".gguf";
+      save_gguf_model(m, path, gt, nullptr);
+      auto deq = load_hf_model(path);
+      const std::vector<float> ref = logits_of(*deq, ids);
+      Model q(tiny_config(tied));
+      init_weights(q, {.seed = 21});
+      quantize_matrices(q, qt);
+      ASSERT_NE(q.weight(q.w.layers[1].fc_proj_w).quant, nullptr) << what;
+      EXPECT_EQ(q.weight(q.w.layers[1].fc_proj_w).quant->type, qt) << what;
+      EXPECT_EQ(q.weight(q.w.lm_head).quant->type, QuantType::Q8_0) << what;  // the head, as llama.cpp
+      EXPECT_EQ(q.params[size_t(q.w.layers[0].fc_w - q.params.data()) + 4096], 0.0f) << "fp32 pages kept";
+      const std::vector<float> got = logits_of(q, ids);
+      float d_ref = 0, d_want = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        d_ref = std::max(d_ref, std::fabs(got[i] - ref[i]));
+        d_want = std::max(d_want, std::fabs(got[i] - want[i]));
+      }
+      EXPECT_LE(d_ref, 0.03f * scale) << what << ": more than the activations' rounding";
+      EXPECT_GT(d_ref, 0.0f) << what << ": the activations were not quantized";
+      EXPECT_LE(d_want, tol * scale) << what;
+      KVCache cache(q, 1, 32);
+      BatchForward bf(q);
+      std::vector<float> served;
+      for (size_t t0 = 0; t0 < ids.size(); t0 += 4) {
+        TokenBatch b;
+        for (size_t i = t0; i < std::min(ids.size(), t0 + 4); ++i) b.add(ids[i], 0, int32_t(i), true);
+        const float* lg = bf.forward(b, cache.views(), 1);
+        served.insert(served.end(), lg, lg + b.size() * q.config.vocab_size);
+      }
+      ASSERT_EQ(served.size(), got.size());
+      // The two paths' fp32 attention and LayerNorm differ by round-off, which can move an
+      // activation across an 8-bit rounding boundary: they agree to the activations' rounding.
+      for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(served[i], got[i], 0.03f * scale) << what << " " << i;
+      GenerateOptions g{.max_new_tokens = 8, .sampling = {.temperature = 0}};
+      EXPECT_EQ(generate(q, ids, g).tokens.size(), 8u) << what;
     }
   }
 }

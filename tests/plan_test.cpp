@@ -235,10 +235,17 @@ TEST(Plan, ValidationParsesMetricsAndPrintsTheTable) {
   EXPECT_NE(bc.find("mpirun -np 4 --oversubscribe wafer train --init M --batch 2 --seq 128 --micro-batches 2"),
             std::string::npos) << bc;
   EXPECT_NE(bc.find("--recompute full --tp 2 --pp 2 --cp 1 --dp 1 --zero 1"), std::string::npos) << bc;
-  // Four ranks on the two cores: each a device with half a core's rate.
+  // Four ranks on the two cores: a device per rank at a core's rate, the step at least the
+  // whole job's work over the two cores.
   const Machine four = shared_by_ranks(m, 4);
   EXPECT_EQ(four.devices_per_node, 4);
-  EXPECT_DOUBLE_EQ(four.peak_tflops_fp32, m.peak_tflops_fp32 / 2);
+  EXPECT_DOUBLE_EQ(four.peak_tflops_fp32, m.peak_tflops_fp32);
+  PlanResult p;
+  p.opts.layout.tp = 2, p.opts.layout.pp = 2, p.opts.micro_batches = 2;
+  p.time.stage_fwd = {1.0, 1.0}, p.time.stage_bwd = {2.0, 2.0}, p.time.step = 9.0;
+  EXPECT_DOUBLE_EQ(oversubscribed_step(p, 2), 12.0);  // (3 + 3) s x 2 micro-batches x 2 tp ranks / 2 cores
+  p.time.step = 13.0;
+  EXPECT_DOUBLE_EQ(oversubscribed_step(p, 2), 13.0);
 }
 
 }  // namespace

@@ -41,10 +41,11 @@ struct Shape {
   int64_t rows, cols;
 };
 
-// Row lengths with and without a tail after the 16-block groups of the q8_0 / q4_0 kernels.
+// Row lengths with and without a tail after the 16-block groups of the q8_0 / q4_0 kernels
+// (5 blocks, 12 blocks) and after q4_K's groups of 4 super-blocks.
 std::vector<Shape> shapes_for(QuantType t) {
-  if (t == QuantType::Q4_K) return {{1, 256}, {7, 768}, {33, 512}};
-  return {{1, 32}, {7, 512}, {33, 1184}};
+  if (t == QuantType::Q4_K) return {{1, 256}, {7, 768}, {33, 512}, {5, 1536}};
+  return {{1, 32}, {7, 512}, {33, 1184}, {5, 896}};
 }
 
 // W[rows, cols] as fp32 from its quantized bytes. With `abs_mins`, q4_K's dmin gets its sign
@@ -230,7 +231,7 @@ TEST(QuantMatmul, IsaPathsAreBitIdentical) {
       for (bool raw : {false, true}) {
         const auto w = randn(size_t(s.rows * s.cols), ++seed, 0.05f);
         const auto q = raw ? random_blocks(t, s.rows, s.cols, seed) : quantize_matrix_rows(t, w.data(), s.rows, s.cols);
-        const int64_t N = 3;
+        const int64_t N = 5;  // one pass of 4 rows (AVX-512) and one alone
         const auto x = randn(size_t(N * s.cols), ++seed);
         set_kernel_isa(Isa::Generic);
         const auto want = run(t, q, s.rows, s.cols, x.data(), nullptr, N, 1.0f);

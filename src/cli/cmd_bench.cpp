@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <random>
 
 #include "cli/commands.h"
+#include "kernels/cpu/bandwidth.h"
 #include "cli/io_util.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -69,19 +71,6 @@ double current_rss_mb() {
   return double(resident) * double(sysconf(_SC_PAGESIZE)) / 1048576.0;
 }
 
-// Σ p[0, n) over all threads, n a multiple of 1024: every byte read once, at the memory's pace.
-float sum_all(const float* p, int64_t n) {
-  float total = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total)
-  for (int64_t block = 0; block < n; block += 1024) {
-    float part = 0;
-#pragma omp simd reduction(+ : part)
-    for (int64_t i = block; i < block + 1024; ++i) part += p[i];
-    total += part;
-  }
-  return total;
-}
-
 // The ceilings the table compares against, measured now on this machine.
 Json measure_ceilings(int repeats) {
   Json j;
@@ -101,6 +90,21 @@ Json measure_ceilings(int repeats) {
     }
     j[p == Precision::F32 ? "sgemm_gflops" : "bf16_gemm_gflops"] = best;
   }
+  // How fast small GEMMs run against that peak: fp32 at the shapes of a small model's blocks.
+  // The planner's efficiency curve eff = h / (h + half_dim), h = 3 / (1/m + 1/n + 1/k), is fitted
+  // through them (half_dim = h · (peak / rate - 1) for each shape, the median taken).
+  std::vector<double> halves;
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1024, 256, 256}, {1024, 768, 256}, {1024, 256, 1024},
+                         {512, 512, 512}, {256, 256, 256}}) {
+    std::vector<float> a(size_t(M * K), 0.5f), b(size_t(K * N), 0.25f), c(size_t(M * N));
+    const double s = best_seconds(repeats, [&] {
+      gemm(Precision::F32, M, N, K, 1.0f, {a.data(), nullptr, K, false}, {b.data(), nullptr, N, false}, 0.0f, c.data(), N);
+    });
+    const double rate = 2.0 * double(M * N * K) / s / 1e9, h = 3.0 / (1.0 / M + 1.0 / N + 1.0 / K);
+    halves.push_back(std::max(0.0, h * (j["sgemm_gflops"].get<double>() / rate - 1.0)));
+  }
+  std::sort(halves.begin(), halves.end());
+  j["sgemm_half_dim"] = halves[halves.size() / 2];
   j["gemm_isa"] = gemm_isa_name();
   j["kernel_isa"] = isa_name(kernel_isa());
   // Streaming read bandwidth: a sum over 1 GiB, all threads, far larger than any cache.
@@ -122,7 +126,12 @@ double decode_weight_bytes(const Model& m) {
   const ModelConfig& c = m.config;
   const double C = double(c.n_embd), F = double(c.ffn()), L = double(c.n_layer), V = double(c.vocab_size);
   const double matrices = L * (4 * C * C + 2 * C * F) + V * C;
-  return matrices * (m.precision == Precision::BF16 ? 2.0 : 4.0) + 4.0 * (L * (9 * C + F) + 3 * C);
+  double matrix_bytes = matrices * (m.precision == Precision::BF16 ? 2.0 : 4.0);
+  if (!m.quant.empty()) {  // the quantized rows (an untied wte counted whole, though a step reads one row)
+    matrix_bytes = 0;
+    for (const auto& q : m.quant_storage) matrix_bytes += double(q.size());
+  }
+  return matrix_bytes + 4.0 * (L * (9 * C + F) + 3 * C);
 }
 
 Json bench_train(Model& m, const std::string& shape, int steps) {
@@ -270,7 +279,7 @@ void add_bench_command(CLI::App& app) {
       j["train"] = bench_train(*m, o->train, o->train_steps);
     } else if (m) {
       set_inference_precision(*m, o->precision);
-      j["precision"] = precision_name(m->precision);
+      j["precision"] = m->quant.empty() ? std::string(precision_name(m->precision)) : o->precision;
       j.update(bench_inference(*m, o->prefill, o->decode_tokens, o->repeats));
     }
     if (!o->tokenizer.empty()) {

@@ -67,7 +67,7 @@ void add_info_command(CLI::App& app) {
   cmd->add_option("--seq", o->seq, "(--layout) tokens per sequence (default: the context)");
   cmd->add_option("--micro-batches", o->micro_batches, "(--layout) micro-batches per step");
   cmd->add_option("--recompute", o->recompute, "(--layout) none, selective or full (the account models all three)");
-  add_precision_option(cmd, o->precision);
+  add_precision_option(cmd, o->precision, false);
   cmd->callback([o] {
     ModelConfig c = resolve_config(o->preset, o->config, o->model);
     if (o->layout) {

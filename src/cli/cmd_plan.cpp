@@ -126,6 +126,7 @@ void add_plan_command(CLI::App& app) {
         WAFER_CHECK(mkdtemp(tmpl) != nullptr, "[plan] cannot create a folder under /tmp");
         work = tmpl;
       }
+      std::filesystem::create_directories(work);
       const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
       std::string data = o->data;
       if (data.empty()) data = prepare_default_corpus(self, work);

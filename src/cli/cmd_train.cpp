@@ -148,7 +148,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_flag("--resume", o->resume, "Continue the run in --out from its newest checkpoint");
   cmd->add_flag("--mup", o->mup, "Use μP (base width 256) for a preset or config");
   cmd->add_flag("--quiet", o->quiet, "No progress line");
-  add_precision_option(cmd, o->precision);
+  add_precision_option(cmd, o->precision, false);
   cmd->add_option("--recompute", o->recompute,
                   "Activation recomputation: none (default), selective (attention's internals) or full (each "
                   "block from its input); the gradients are bit-identical");

@@ -71,11 +71,18 @@ ModelConfig resolve_config(const std::string& preset_name, const std::string& co
   return load_config(model_dir + "/config.json");
 }
 
-void add_precision_option(CLI::App* cmd, std::string& precision) {
-  cmd->add_option("--precision", precision, "GEMM precision: fp32 (default) or bf16 (AVX512-BF16/AMX via oneDNN)");
+void add_precision_option(CLI::App* cmd, std::string& precision, bool inference) {
+  cmd->add_option("--precision", precision,
+                  inference ? "Weights: fp32 (default), bf16 (AVX512-BF16/AMX via oneDNN), or quantized q8_0, q4_0, "
+                              "q4_k (ggml's blocks; int8 dot products, AVX512-VNNI where the CPU has it)"
+                            : "GEMM precision: fp32 (default) or bf16 (AVX512-BF16/AMX via oneDNN)");
 }
 
 void set_inference_precision(Model& m, const std::string& precision) {
+  if (!precision.empty() && precision[0] == 'q') {
+    quantize_matrices(m, quant_type_from_name(precision));
+    return;
+  }
   if (set_precision(m, parse_precision(precision)) == Precision::BF16) release_fp32_matrices(m);
 }
 

@@ -24,9 +24,11 @@ std::string json_ids(const std::vector<int32_t>& ids);
 ModelConfig resolve_config(const std::string& preset_name, const std::string& config_file, const std::string& model_dir);
 
 // --precision fp32|bf16: the GEMMs' precision (bf16 runs them on oneDNN where the CPU has
-// AVX512-BF16 or AMX, with fp32 accumulation; training keeps fp32 master weights).
-void add_precision_option(CLI::App* cmd, std::string& precision);
-// Inference commands: bf16 rounds the weights once and keeps only the bf16 matrices in memory.
+// AVX512-BF16 or AMX, with fp32 accumulation; training keeps fp32 master weights). Inference
+// commands (`inference`) also take q8_0, q4_0 and q4_k.
+void add_precision_option(CLI::App* cmd, std::string& precision, bool inference = true);
+// Inference commands: bf16 rounds the weights once and keeps only the bf16 matrices in memory;
+// q8_0|q4_0|q4_k quantizes them (model/quantize_matrices) and keeps only the quantized rows.
 void set_inference_precision(Model& m, const std::string& precision);
 
 // --n-layer style overrides of a preset's or config's shape (init and train).

@@ -148,7 +148,9 @@ void BatchForward::embed(float* x, const TokenBatch& b) {
   const Shard& sh = m_.shard;
   const int64_t N = b.size(), C = c.n_embd;
   const float scale = float(c.mup_embeddings_scale);
-  if (m_.fp32_matrices_released)
+  if (const QuantMatrix* q = m_.weight(m_.w.wte).quant)
+    embedding_forward(x, b.tokens.data(), *q, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
+  else if (m_.fp32_matrices_released && !m_.params_bf16.empty())
     embedding_forward(x, b.tokens.data(), m_.weight(m_.w.wte).bf16, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
   else
     embedding_forward(x, b.tokens.data(), m_.w.wte, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);

@@ -132,7 +132,9 @@ void ForwardPass::embed(float* x, const LocalBatch& b) {
   const float scale = float(c.mup_embeddings_scale);
   tmp_full_.resize(size_t(N * C));
   float* e = sp_ ? tmp_full_.data() : x;
-  if (m_.fp32_matrices_released)  // bf16 weights only: read the table's bf16 copy
+  if (const QuantMatrix* q = m_.weight(m_.w.wte).quant)  // quantized inference: dequantize each row
+    embedding_forward(e, b.tokens.data(), *q, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
+  else if (m_.fp32_matrices_released && !m_.params_bf16.empty())  // bf16 weights only: the bf16 table
     embedding_forward(e, b.tokens.data(), m_.weight(m_.w.wte).bf16, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
   else
     embedding_forward(e, b.tokens.data(), m_.w.wte, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "parallel/comm.h"
 #include "parallel/pipeline_schedule.h"
 
 namespace wafer {
@@ -156,6 +157,12 @@ MemoryAccount rank_memory(const ModelConfig& c, const MemoryOptions& o, int stag
   // (train/pipeline.cpp). ZeRO-1 gathers the parameters in place (one broadcast per owner).
   const int64_t recv = sh.last_stage ? 0 : int64_t(slots) * r.Ns * c.n_embd;
   a.buffers = 4.0 * double(s.buffer_floats() + recv);
+  // The gradients' reduction over the dp x cp replicas (all-reduce, or ZeRO-1's reduce-scatter):
+  // OpenMPI's nonblocking collectives (libnbc, which parallel/comm issues) receive each call's
+  // whole input into a temporary they allocate (nbc_ireduce_scatter_block.c, nbc_iallreduce.c),
+  // so a rank that reduces holds a copy of the gradient buffer, or of one chunk of it.
+  if (replicas > 1)
+    a.buffers += std::min(4.0 * double(gradient_elems(n, replicas, l.zero)), double(comm_chunk_bytes()));
   return a;
 }
 

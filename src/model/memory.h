@@ -125,7 +125,7 @@ struct MemoryAccount {
   double moments = 0;       // 2 × 4 B × moment_elems
   double activations = 0;   // slots × (blocks kept + residual stream + ln_f stats + stage gradients)
   double logits = 0;        // last stage: [N, Vl] logits (their gradient in place), losses, loss stats
-  double buffers = 0;       // scratch, ring blocks, pipeline receive buffers, ZeRO's all-gather
+  double buffers = 0;       // scratch, ring blocks, pipeline receive buffers, the gradient reduction's temporary
   double total() const;
 };
 

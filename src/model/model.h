@@ -2,6 +2,7 @@
 // and the views into it; loading from and saving to HF folders; random initialisation.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -21,11 +22,21 @@ struct Model {
   // after every optimizer step; params stay the fp32 master weights.
   Precision precision = Precision::F32;
   std::vector<uint16_t> params_bf16;
-  bool fp32_matrices_released = false;  // inference: only the bf16 copy of the matrices is resident
+  bool fp32_matrices_released = false;  // inference: only the bf16 copy (or quantized rows) is resident
+  // Quantized inference (--precision q8_0|q4_0|q4_k, quantize_matrices): the blocks' four
+  // matrices and the head as quantized rows, keyed by the fp32 pointer a layer passes to
+  // weight(); wte's lookups read the head's rows (tied) or its own.
+  std::vector<std::vector<uint8_t>> quant_storage;
+  std::map<const float*, QuantMatrix> quant;
 
   // The view a dense layer reads of the matrix at p (a pointer into params).
   WeightView weight(const float* p) const {
-    return {p, params_bf16.empty() ? nullptr : params_bf16.data() + (p - params.data())};
+    const QuantMatrix* q = nullptr;
+    if (!quant.empty()) {
+      const auto it = quant.find(p);
+      if (it != quant.end()) q = &it->second;
+    }
+    return {p, params_bf16.empty() ? nullptr : params_bf16.data() + (p - params.data()), q};
   }
 
   explicit Model(const ModelConfig& c);
@@ -66,6 +77,11 @@ void refresh_bf16_copy(Model& m);
 // four, wte, an untied lm_head) to the system, halving their footprint. Requires BF16; the
 // model must not be trained or saved afterwards (its fp32 matrices read as zeros).
 void release_fp32_matrices(Model& m);
+// Inference with quantized weights: the blocks' four matrices and the head (wte's rows, tied or
+// not) become rows of `t` blocks along their input dimension (a tensor whose rows do not split
+// into t's blocks, as q4_k's 256 on C = 1088, falls back to q8_0, as llama.cpp falls back), and
+// their fp32 pages are released. Requires fp32 (no bf16 copy); no training or saving afterwards.
+void quantize_matrices(Model& m, QuantType t);
 
 struct InitOptions {
   uint64_t seed = 1234;

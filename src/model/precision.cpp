@@ -3,6 +3,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <optional>
+
 #include "core/error.h"
 #include "model/memory.h"
 #include "model/model.h"
@@ -51,6 +53,49 @@ void release_fp32_matrices(Model& m) {
   }
   release_pages(m.w.wte, Vl * C);
   if (m.w.lm_head != m.w.wte) release_pages(m.w.lm_head, Vl * C);
+  m.fp32_matrices_released = true;
+}
+
+void quantize_matrices(Model& m, QuantType t) {
+  WAFER_CHECK(m.precision == Precision::F32 && !m.fp32_matrices_released && m.quant.empty(),
+              "[precision] quantizing needs the model's fp32 matrices (precision fp32, nothing released)");
+  const ModelConfig& c = m.config;
+  const Shard& sh = m.shard;
+  const int64_t C = c.n_embd, Ca = sh.attn_width(c), Fl = sh.ffn(c), Vl = sh.vocab_rows();
+  // The types llama.cpp's quantizer gives (model/gguf_gpt2's policy, so the weights hold the
+  // values a GGUF file of type t holds): the head (wte when tied) in q8_0 under the 4-bit types,
+  // q8_0 where rows do not split into t's blocks, and no quantization where they do not split
+  // into 32 (that tensor stays fp32 here; GGUF writes it as f16).
+  auto type_for = [&](int64_t cols, bool is_head) -> std::optional<QuantType> {
+    if (cols % quant_block_values(QuantType::Q8_0) != 0) return std::nullopt;
+    if ((is_head && t != QuantType::Q8_0) || cols % quant_block_values(t) != 0) return QuantType::Q8_0;
+    return t;
+  };
+  auto keep = [&](const float* p, std::vector<uint8_t> bytes, QuantType ty, int64_t rows, int64_t cols) {
+    m.quant_storage.push_back(std::move(bytes));  // moving a vector keeps its buffer where it is
+    m.quant[p] = {ty, rows, cols, m.quant_storage.back().data()};
+  };
+  auto conv1d = [&](float* w, int64_t in, int64_t out) {  // HF [in, out] -> rows [out, in]
+    const auto ty = type_for(in, false);
+    if (!ty) return;
+    keep(w, quantize_matrix_conv1d(*ty, w, in, out), *ty, out, in);
+    release_pages(w, in * out);
+  };
+  auto head = [&](float* w, bool is_head) {  // [Vl, C], already rows along C
+    const auto ty = type_for(C, is_head);
+    if (!ty) return;
+    keep(w, quantize_matrix_rows(*ty, w, Vl, C), *ty, Vl, C);
+    release_pages(w, Vl * C);
+  };
+  for (LayerWeights& l : m.w.layers) {
+    conv1d(l.qkv_w, C, 3 * Ca);
+    conv1d(l.attn_proj_w, Ca, C);
+    conv1d(l.fc_w, C, Fl);
+    conv1d(l.fc_proj_w, Fl, C);
+  }
+  if (m.w.wte) head(m.w.wte, m.w.lm_head == m.w.wte);
+  if (m.w.lm_head && m.w.lm_head != m.w.wte) head(m.w.lm_head, true);
+  // Matrices left in fp32 (rows not a multiple of 32) are still read from params.
   m.fp32_matrices_released = true;
 }
 

@@ -27,11 +27,17 @@ PlanRequest validation_request(const Machine& m) {
 
 Machine shared_by_ranks(const Machine& m, int ranks) {
   Machine s = m;
-  const double share = double(m.devices_per_node) / ranks;
-  s.name = str_cat(m.name, " shared by ", ranks, " ranks");
+  s.name = str_cat(m.name, " with ", ranks, " ranks on its ", m.devices_per_node, " cores");
   s.devices_per_node = ranks;
-  s.peak_tflops_fp32 *= share, s.peak_tflops_bf16 *= share, s.mem_bw_gbs *= share;
   return s;
+}
+
+double oversubscribed_step(const PlanResult& p, int cores) {
+  const Layout& l = p.opts.layout;
+  double work = 0;  // core-seconds: every rank's forwards and backwards at a whole core's rate
+  for (size_t s = 0; s < p.time.stage_fwd.size(); ++s)
+    work += (p.time.stage_fwd[s] + p.time.stage_bwd[s]) * p.opts.micro_batches * l.tp * l.cp * l.dp;
+  return std::max(p.time.step, work / cores);
 }
 
 std::vector<ValidationCase> validation_cases(const Machine& m, int top) {
@@ -50,7 +56,9 @@ std::vector<ValidationCase> validation_cases(const Machine& m, int top) {
   o.layout.tp = 2, o.layout.pp = 2, o.layout.zero = 1;
   o.batch = 2, o.seq = 128, o.micro_batches = 2, o.precision = Precision::F32, o.recompute = Recompute::Full;
   big.seq = o.seq, big.batch = o.batch, big.micro_batches = o.micro_batches;
-  out.push_back({"590M", evaluate_layout(big, o), "--preset 590M", "--preset 590M --seed 1", false});
+  PlanResult p = evaluate_layout(big, o);
+  p.time.step = oversubscribed_step(p, m.devices_per_node);
+  out.push_back({"590M", p, "--preset 590M", "--preset 590M --seed 1", false});
   return out;
 }
 

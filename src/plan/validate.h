@@ -36,8 +36,13 @@ PlanRequest validation_request(const Machine& m);
 // The fastest predicted fitting layouts of the small model that the trainer implements (no
 // recompute), at most `top`, then the 590M case on `m` with its cores shared by 4 ranks.
 std::vector<ValidationCase> validation_cases(const Machine& m, int top);
-// `m` with `ranks` ranks on its one node's cores: each rank a device with its share of the peak.
+// More ranks than cores on one node (the 590M case: 4 ranks on 2 cores). The node is modelled
+// with a device per rank at a whole core's rate (shared_by_ranks), so a rank that computes runs
+// at its core's pace; the step is then the longer of that schedule's makespan and the job's
+// whole work spread over the cores (oversubscribed_step): a rank waiting in the pipeline gives
+// its core to a busy one, so the bubble costs nothing while any rank has work.
 Machine shared_by_ranks(const Machine& m, int ranks);
+double oversubscribed_step(const PlanResult& p, int cores);
 // The `wafer train` command line of a case (mpirun for more than one rank).
 std::string validation_command(const std::string& wafer, const ValidationCase& v, const std::string& model_dir,
                                const std::string& data, const std::string& out, int steps);

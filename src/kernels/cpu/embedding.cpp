@@ -5,25 +5,36 @@
 
 #include "core/dtype.h"
 #include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/quant.h"
 
 namespace wafer {
 
 namespace {
 
-template <typename W>
-WAFER_KERNEL void embedding_rows(float* out, const int32_t* tokens, const W* wte, int64_t v0, int64_t Vl, int64_t N, int64_t C,
-                    float scale) {
+// out[n] = scale · (table row tokens[n] - v0), read by row(o, r) into o[C], or 0 outside [0, Vl).
+template <typename ReadRow>
+void gather_rows(float* out, const int32_t* tokens, int64_t v0, int64_t Vl, int64_t N, int64_t C, float scale,
+                 const ReadRow& row) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
-    const int64_t row = int64_t(tokens[n]) - v0;
+    const int64_t r = int64_t(tokens[n]) - v0;
     float* o = out + n * C;
-    if (row < 0 || row >= Vl) {
+    if (r < 0 || r >= Vl) {
       std::fill(o, o + C, 0.0f);
       continue;
     }
-    const W* te = wte + row * C;
-    for (int64_t i = 0; i < C; ++i) o[i] = weight_to_f32(te[i]) * scale;
+    row(o, r);
+    for (int64_t i = 0; i < C; ++i) o[i] *= scale;
   }
+}
+
+template <typename W>
+void embedding_rows(float* out, const int32_t* tokens, const W* wte, int64_t v0, int64_t Vl, int64_t N, int64_t C,
+                    float scale) {
+  gather_rows(out, tokens, v0, Vl, N, C, scale, [&](float* o, int64_t r) {
+    const W* te = wte + r * C;
+    for (int64_t i = 0; i < C; ++i) o[i] = weight_to_f32(te[i]);
+  });
 }
 }  // namespace
 
@@ -35,6 +46,19 @@ void embedding_forward(float* out, const int32_t* tokens, const float* wte, int6
 void embedding_forward(float* out, const int32_t* tokens, const uint16_t* wte, int64_t v0, int64_t Vl, int64_t N,
                        int64_t C, float scale) {
   embedding_rows(out, tokens, wte, v0, Vl, N, C, scale);
+}
+
+void embedding_forward(float* out, const int32_t* tokens, const QuantMatrix& wte, int64_t v0, int64_t Vl, int64_t N,
+                       int64_t C, float scale) {
+  const size_t row_bytes = size_t(quant_row_bytes(wte.type, C));
+  gather_rows(out, tokens, v0, Vl, N, C, scale, [&](float* o, int64_t r) {
+    const uint8_t* q = wte.data + size_t(r) * row_bytes;
+    switch (wte.type) {
+      case QuantType::Q8_0: dequantize_q8_0(o, reinterpret_cast<const BlockQ8_0*>(q), C); break;
+      case QuantType::Q4_0: dequantize_q4_0(o, reinterpret_cast<const BlockQ4_0*>(q), C); break;
+      case QuantType::Q4_K: dequantize_q4_k(o, reinterpret_cast<const BlockQ4_K*>(q), C); break;
+    }
+  });
 }
 
 WAFER_KERNEL void position_embedding_forward(float* out, const int32_t* positions, const float* wpe, int64_t N, int64_t C,

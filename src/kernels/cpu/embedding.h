@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 
+#include "kernels/cpu/quant_matmul.h"
+
 namespace wafer {
 
 // out[N, C] = scale · wte[tokens[n] - v0] for tokens in the shard [v0, v0 + Vl), 0 for the rest
@@ -12,6 +14,9 @@ void embedding_forward(float* out, const int32_t* tokens, const float* wte, int6
                        int64_t C, float scale);
 // The same from a bf16 table (inference with bf16 weights in memory).
 void embedding_forward(float* out, const int32_t* tokens, const uint16_t* wte, int64_t v0, int64_t Vl, int64_t N,
+                       int64_t C, float scale);
+// The same from a quantized table (quantized inference): each row dequantized as it is read.
+void embedding_forward(float* out, const int32_t* tokens, const QuantMatrix& wte, int64_t v0, int64_t Vl, int64_t N,
                        int64_t C, float scale);
 // out[N, C] += scale · wpe[positions[n]].
 void position_embedding_forward(float* out, const int32_t* positions, const float* wpe, int64_t N, int64_t C,

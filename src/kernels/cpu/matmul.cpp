@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/error.h"
 #include "kernels/cpu/gemv.h"
 #include "kernels/cpu/cpu_isa.h"
 
@@ -19,6 +20,12 @@ GemmOperand weight(WeightView w, int64_t ld, bool trans = false) { return {w.f32
 }  // namespace
 
 void matmul_forward(float* out, const float* inp, WeightView w, const float* bias, int64_t N, int64_t C, int64_t OC) {
+  if (w.quant) {
+    WAFER_CHECK(w.quant->rows == OC && w.quant->cols == C, "[matmul] quantized weight is [", w.quant->rows, ", ",
+                w.quant->cols, "], expected [", OC, ", ", C, "]");
+    quant_matmul(out, inp, *w.quant, bias, N, 1.0f);
+    return;
+  }
   if (N == 1) {
     gemv_forward(out, inp, w.f32, w.bf16, bias, C, OC);
     return;
@@ -33,6 +40,12 @@ void matmul_forward(float* out, const float* inp, WeightView w, const float* bia
 
 void matmul_forward_transposed(float* out, const float* inp, WeightView w, int64_t N, int64_t C, int64_t V,
                                float scale) {
+  if (w.quant) {
+    WAFER_CHECK(w.quant->rows == V && w.quant->cols == C, "[matmul] quantized head is [", w.quant->rows, ", ",
+                w.quant->cols, "], expected [", V, ", ", C, "]");
+    quant_matmul(out, inp, *w.quant, nullptr, N, scale);
+    return;
+  }
   if (N == 1) {
     gemv_transposed(out, inp, w.f32, w.bf16, C, V, scale);
     return;

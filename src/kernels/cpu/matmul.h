@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/quant_matmul.h"
 
 namespace wafer {
 
@@ -12,11 +13,16 @@ namespace wafer {
 // the copy, every GEMM of the layer (forward and both backward products) runs in bf16 with fp32
 // accumulation into fp32 outputs and gradients; without it, in fp32. A bf16-only model (inference
 // with its fp32 matrices released) never reads `f32`.
+// With `quant` (inference with --precision q8_0|q4_0|q4_k) the forward products read the
+// quantized rows alone (kernels/cpu/quant_matmul: W[OC, C], the transpose of [C, OC]); there is
+// no backward on them.
 struct WeightView {
   const float* f32 = nullptr;
   const uint16_t* bf16 = nullptr;
+  const QuantMatrix* quant = nullptr;
   WeightView(const float* w) : f32(w) {}  // NOLINT: an fp32 matrix is a view without a copy
   WeightView(const float* w, const uint16_t* w16) : f32(w), bf16(w16) {}
+  WeightView(const float* w, const uint16_t* w16, const QuantMatrix* q) : f32(w), bf16(w16), quant(q) {}
   Precision precision() const { return bf16 ? Precision::BF16 : Precision::F32; }
 };
 

@@ -12,8 +12,10 @@
 //      q8_0, q4_0: block b adds (d_w·d_x)·isum into lane b mod 16 of 16 partial sums (one AVX-512
 //                  register), which end in a fixed tree: lane k += lane k+8, k+4, k+2, k+1.
 //      q4_K:       one scalar sum over super-blocks in order of d_x·(d·sumi - dmin·summ).
-// Paths: AVX512-VNNI (vpdpbusd), AVX2 (vpmaddubsw + vpmaddwd), and portable C, picked from
-// kernel_isa(). Threads split the weight rows; each streams its share once per tile of rows.
+// Paths: AVX512-VNNI (vpdpbusd, vpdpwssd), AVX2 (vpmaddubsw + vpmaddwd), and portable C, picked
+// from kernel_isa(). Threads split the weight rows; each streams its share once per tile of rows.
+// With N ≥ 4 the AVX-512 kernels take 4 activation rows per pass over a weight row (the weight
+// side, unpacking and scales, done once), each row computed with the same operations as alone.
 #pragma GCC optimize("fp-contract=off")
 #include "kernels/cpu/quant_matmul.h"
 
@@ -76,7 +78,8 @@ void act_strides(QuantType t, int64_t cols, ActRows* a) {
   a->s_stride = t == QuantType::Q4_K ? cols / 32 : round_up(nb, 16);
 }
 
-// One row: d = max|x| / 127 per block, q = round(x / d) (ties away from zero, as ggml).
+// One row: d = max|x| / 127 per block, q = round(x / d) with ties away from zero (std::roundf,
+// as ggml), written branch-free: truncate, then step by one where the exact remainder is ≥ 1/2.
 void quantize_act_row(QuantType t, const float* x, int64_t cols, int8_t* q, float* d, int32_t* s,
                       const ActRows& a) {
   std::memset(q, 0, size_t(a.q_stride));
@@ -84,15 +87,22 @@ void quantize_act_row(QuantType t, const float* x, int64_t cols, int8_t* q, floa
   std::fill(s, s + a.s_stride, 0);
   const int64_t blk = act_block(t);
   for (int64_t b = 0; b < cols / blk; ++b) {
-    const float* xb = x + b * blk;
     float amax = 0;
-    for (int64_t j = 0; j < blk; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    for (int64_t j = 0; j < blk; ++j) amax = std::max(amax, std::fabs(x[b * blk + j]));
     const float db = amax / 127, id = db != 0 ? 1.0f / db : 0.0f;
     d[b] = db;
-    for (int64_t j = 0; j < blk; ++j) {
-      const int v = int(std::roundf(xb[j] * id));  // |v| <= 127
-      q[act_index(t, b * blk + j)] = int8_t(v);
-      s[(b * blk + j) / 32] += v;
+    for (int64_t c = b * blk; c < (b + 1) * blk; c += 16) {  // 16 values stay side by side in every layout
+      int8_t* dst = q + act_index(t, c);
+      int32_t sum = 0;
+      for (int j = 0; j < 16; ++j) {
+        const float v = x[c + j] * id;  // |v| <= 127
+        int i = int(v);
+        const float frac = v - float(i);  // exact
+        i += int(frac >= 0.5f) - int(frac <= -0.5f);
+        dst[j] = int8_t(i);
+        sum += i;
+      }
+      s[c / 32] += sum;
     }
   }
 }
@@ -135,6 +145,8 @@ inline float lanes_sum(float* acc) {
 
 // A row dot product: weight row w (nb blocks), one activation row (q, d, s).
 using RowDot = float (*)(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t nb);
+// Four at once: y[k] = the dot product of weight row w with activation row n0 + k, k < 4.
+using RowDot4 = void (*)(float* y, const uint8_t* w, const ActRows& a, int64_t n0, int64_t nb);
 
 // ---- portable C ----
 
@@ -218,24 +230,50 @@ float dot_q4_k_generic(const uint8_t* w, const int8_t* q, const float* d, const 
   return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
 }
 
+// Σ q·x of 8 q4_0 blocks (the first at a multiple of 4), two per register: the low parts of
+// blocks 2j and 2j + 1 lie side by side in the grouped activations, and so do the high parts.
+[[WAFER_QAVX2]] inline __m256i sums8_q4_0_avx2(const uint8_t* w, const int8_t* x) {
+  const __m256i m4 = _mm256_set1_epi8(15);
+  __m256i p[4];
+  for (int j = 0; j < 4; ++j) {
+    const uint8_t* blk = w + 36 * j + 2;
+    const __m256i v = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 18)),
+                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+    const int8_t* xl = x + 128 * (j / 2) + 32 * (j % 2);
+    const __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(v, m4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl)));
+    const __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
+                                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64)));
+    // each ≤ 2 · 15 · 127, their sum still fits int16; 128-bit lane h of p[j] is block 2j + h
+    p[j] = _mm256_madd_epi16(_mm256_add_epi16(lo, hi), _mm256_set1_epi16(1));
+  }
+  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+  return _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));  // element 4h + j → 2j + h
+}
+
 // Integer sums of blocks [b, b + 16) (those < nb; the others 0) and their fp16 scales.
 template <bool kQ8>
 [[WAFER_QAVX2]] inline void sums16_avx2(const uint8_t* w, const int8_t* q, const int32_t* s, int64_t b, int64_t nb,
                                         __m256i isum[2], __m256 dw[2]) {
   alignas(16) uint16_t dh[16] = {};
   for (int h = 0; h < 2; ++h) {
-    __m256i p[8];
-    for (int k = 0; k < 8; ++k) {
-      const int64_t i = b + 8 * h + k;
-      if (i >= nb) {
-        p[k] = _mm256_setzero_si256();
-        continue;
+    const int64_t i0 = b + 8 * h;
+    if (!kQ8 && i0 + 8 <= nb) {
+      isum[h] = sums8_q4_0_avx2(w + 18 * i0, q + 32 * i0);
+      for (int k = 0; k < 8; ++k) dh[8 * h + k] = load_u16(w + 18 * (i0 + k));
+    } else {
+      __m256i p[8];
+      for (int k = 0; k < 8; ++k) {
+        const int64_t i = i0 + k;
+        if (i >= nb) {
+          p[k] = _mm256_setzero_si256();
+          continue;
+        }
+        const uint8_t* blk = w + (kQ8 ? 34 : 18) * i;
+        dh[8 * h + k] = load_u16(blk);
+        p[k] = kQ8 ? block_q8_0_avx2(blk, q + 32 * i) : block_q4_0_avx2(blk, q + 128 * (i / 4) + 16 * (i % 4));
       }
-      const uint8_t* blk = w + (kQ8 ? 34 : 18) * i;
-      dh[8 * h + k] = load_u16(blk);
-      p[k] = kQ8 ? block_q8_0_avx2(blk, q + 32 * i) : block_q4_0_avx2(blk, q + 128 * (i / 4) + 16 * (i % 4));
+      isum[h] = hsum8_epi32(p);
     }
-    isum[h] = hsum8_epi32(p);
     if (!kQ8) isum[h] = _mm256_sub_epi32(isum[h], _mm256_slli_epi32(_mm256_loadu_si256(
                                                       reinterpret_cast<const __m256i*>(s + b + 8 * h)), 3));
     dw[h] = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh + 8 * h)));
@@ -332,31 +370,43 @@ template <bool kQ8>
   return _mm512_cvtph_ps(_mm512_castsi512_si256(v));
 }
 
-// Integer sums of 16 q8_0 blocks: two blocks per register, |w| · (x with w's sign) by vpdpbusd.
-[[WAFER_QVNNI]] inline __m512i sums16_q8_0(const uint8_t* w, const int8_t* x) {
-  __m512i q[4];
+// Integer sums of 16 q8_0 blocks with each of R activation rows (row r at x + r·xs): two blocks
+// per register, |w| · (x with w's sign) by vpdpbusd; the weight side is prepared once for all R.
+template <int R>
+[[WAFER_QVNNI]] inline void sums16_q8_0(__m512i* isum, const uint8_t* w, const int8_t* x, int64_t xs) {
+  __m512i q[R][4];
   for (int m = 0; m < 4; ++m) {
-    __m512i p[2];
+    __m512i aw[2];
+    __mmask64 neg[2];
     for (int h = 0; h < 2; ++h) {
       const uint8_t* blk = w + 34 * (4 * m + 2 * h);
       const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
       const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 36));
       const __m512i wv = _mm512_inserti64x4(_mm512_zextsi256_si512(w0), w1, 1);
-      const __m512i xv = load64(x + 32 * (4 * m + 2 * h));
-      const __m512i sx = _mm512_mask_sub_epi8(xv, _mm512_movepi8_mask(wv), _mm512_setzero_si512(), xv);
-      p[h] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(wv), sx);
+      aw[h] = _mm512_abs_epi8(wv);
+      neg[h] = _mm512_movepi8_mask(wv);
     }
-    // p[h] lanes: [blk.lo, blk.hi, blk+1.lo, blk+1.hi] → q[m] lanes: blocks 4m .. 4m + 3
-    q[m] = _mm512_add_epi32(_mm512_shuffle_i32x4(p[0], p[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                            _mm512_shuffle_i32x4(p[0], p[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    for (int r = 0; r < R; ++r) {
+      __m512i p[2];
+      for (int h = 0; h < 2; ++h) {
+        const __m512i xv = load64(x + r * xs + 32 * (4 * m + 2 * h));
+        const __m512i sx = _mm512_mask_sub_epi8(xv, neg[h], _mm512_setzero_si512(), xv);
+        p[h] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw[h], sx);
+      }
+      // p[h] lanes: [blk.lo, blk.hi, blk+1.lo, blk+1.hi] → q[m] lanes: blocks 4m .. 4m + 3
+      q[r][m] = _mm512_add_epi32(_mm512_shuffle_i32x4(p[0], p[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm512_shuffle_i32x4(p[0], p[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    }
   }
-  return reduce_4x4(q);
+  for (int r = 0; r < R; ++r) isum[r] = reduce_4x4(q[r]);
 }
 
 // Integer sums of 16 q4_0 blocks: four blocks' qs per register against the grouped activations.
-[[WAFER_QVNNI]] inline __m512i sums16_q4_0(const uint8_t* w, const int8_t* x, const int32_t* s) {
+template <int R>
+[[WAFER_QVNNI]] inline void sums16_q4_0(__m512i* isum, const uint8_t* w, const int8_t* x, int64_t xs, const int32_t* s,
+                                        int64_t ss) {
   const __m512i m4 = _mm512_set1_epi8(15);
-  __m512i q[4];
+  __m512i q[R][4];
   for (int m = 0; m < 4; ++m) {
     const uint8_t* blk = w + 18 * 4 * m + 2;
     __m512i v = _mm512_zextsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
@@ -364,10 +414,13 @@ template <bool kQ8>
     v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 36)), 2);
     v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 54)), 3);
     const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-    const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, load64(x + 128 * m));
-    q[m] = _mm512_dpbusd_epi32(p, hi, load64(x + 128 * m + 64));
+    for (int r = 0; r < R; ++r) {
+      const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, load64(x + r * xs + 128 * m));
+      q[r][m] = _mm512_dpbusd_epi32(p, hi, load64(x + r * xs + 128 * m + 64));
+    }
   }
-  return _mm512_sub_epi32(reduce_4x4(q), _mm512_slli_epi32(_mm512_loadu_si512(s), 3));
+  for (int r = 0; r < R; ++r)
+    isum[r] = _mm512_sub_epi32(reduce_4x4(q[r]), _mm512_slli_epi32(_mm512_loadu_si512(s + r * ss), 3));
 }
 
 [[WAFER_QVNNI]] inline float lanes_sum512(__m512 acc) {
@@ -376,46 +429,67 @@ template <bool kQ8>
   return lanes_sum(lanes);
 }
 
-template <bool kQ8>
-[[WAFER_QVNNI]] float dot_q80_q40_avx512(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
-                                         int64_t nb) {
+// y[r] = the dot product of weight row w with activation row r < R of a (rows n0 ..), each
+// computed exactly as alone (R > 1 shares the weight-side work: unpacking, signs, scales).
+template <bool kQ8, int R>
+[[WAFER_QVNNI]] void dot_q80_q40_avx512(float* y, const uint8_t* w, const ActRows& a, int64_t n0, int64_t nb) {
   constexpr int kStride = kQ8 ? 34 : 18;
-  __m512 acc = _mm512_setzero_ps();
+  const int8_t* q = a.q + n0 * a.q_stride;
+  const float* d = a.d + n0 * a.d_stride;
+  const int32_t* s = a.s + n0 * a.s_stride;
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   int64_t b = 0;
   for (; b + 16 <= nb; b += 16) {
     const uint8_t* wb = w + kStride * b;
-    const __m512i isum = kQ8 ? sums16_q8_0(wb, q + 32 * b) : sums16_q4_0(wb, q + 32 * b, s + b);
+    __m512i isum[R];
+    if constexpr (kQ8)
+      sums16_q8_0<R>(isum, wb, q + 32 * b, a.q_stride);
+    else
+      sums16_q4_0<R>(isum, wb, q + 32 * b, a.q_stride, s + b, a.s_stride);
     const __m512 dw = kQ8 ? scales16_q8_0(wb) : scales16_q4_0(wb);
-    const __m512 scale = _mm512_mul_ps(dw, _mm512_loadu_ps(d + b));
-    acc = _mm512_add_ps(acc, _mm512_mul_ps(scale, _mm512_cvtepi32_ps(isum)));
+    for (int r = 0; r < R; ++r) {
+      const __m512 scale = _mm512_mul_ps(dw, _mm512_loadu_ps(d + r * a.d_stride + b));
+      acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(scale, _mm512_cvtepi32_ps(isum[r])));
+    }
   }
-  if (b < nb) {  // the last < 16 blocks, one at a time (d is zero-padded to 16)
-    __m256i isum[2];
-    __m256 dw[2];
-    sums16_avx2<kQ8>(w, q, s, b, nb, isum, dw);
-    const __m512i is = _mm512_inserti64x4(_mm512_zextsi256_si512(isum[0]), isum[1], 1);
-    const __m512 dv = _mm512_insertf32x8(_mm512_zextps256_ps512(dw[0]), dw[1], 1);
-    acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_mul_ps(dv, _mm512_loadu_ps(d + b)), _mm512_cvtepi32_ps(is)));
+  for (int r = 0; r < R; ++r) {
+    if (b < nb) {  // the last < 16 blocks, one at a time (d is zero-padded to 16)
+      __m256i isum[2];
+      __m256 dw[2];
+      sums16_avx2<kQ8>(w, q + r * a.q_stride, s + r * a.s_stride, b, nb, isum, dw);
+      const __m512i is = _mm512_inserti64x4(_mm512_zextsi256_si512(isum[0]), isum[1], 1);
+      const __m512 dv = _mm512_insertf32x8(_mm512_zextps256_ps512(dw[0]), dw[1], 1);
+      const __m512 dx = _mm512_loadu_ps(d + r * a.d_stride + b);
+      acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(_mm512_mul_ps(dv, dx), _mm512_cvtepi32_ps(is)));
+    }
+    y[r] = lanes_sum512(acc[r]);
   }
-  return lanes_sum512(acc);
 }
 
-[[WAFER_QVNNI]] float dot_q8_0_avx512(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
+[[WAFER_QVNNI, gnu::flatten]] float dot_q8_0_avx512(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
                                       int64_t nb) {
-  return dot_q80_q40_avx512<true>(w, q, d, s, nb);
+  ActRows a;
+  a.q = const_cast<int8_t*>(q), a.d = const_cast<float*>(d), a.s = const_cast<int32_t*>(s);
+  float y;
+  dot_q80_q40_avx512<true, 1>(&y, w, a, 0, nb);
+  return y;
 }
-[[WAFER_QVNNI]] float dot_q4_0_avx512(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
+[[WAFER_QVNNI, gnu::flatten]] float dot_q4_0_avx512(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
                                       int64_t nb) {
-  return dot_q80_q40_avx512<false>(w, q, d, s, nb);
+  ActRows a;
+  a.q = const_cast<int8_t*>(q), a.d = const_cast<float*>(d), a.s = const_cast<int32_t*>(s);
+  float y;
+  dot_q80_q40_avx512<false, 1>(&y, w, a, 0, nb);
+  return y;
 }
 
-[[WAFER_QVNNI]] inline int32_t hsum512_epi32(__m512i v) {
-  return hsum_epi32(_mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)));
-}
-
-// One q4_K super-block: int32 vectors whose lanes add up to sumi (8 lanes each half) and summ.
-[[WAFER_QVNNI]] inline void q4_k_sums_avx512(const uint8_t* blk, const int8_t* x, const int32_t* bs, __m256i* sumi,
-                                             __m256i* summ) {
+// One q4_K super-block with each of R activation rows (row r at x + r·xs, sums at bs + r·ss):
+// int32 vectors whose lanes add up to sumi (8 lanes) and summ. The weight side (nibbles, scales)
+// is prepared once for all R.
+template <int R>
+[[WAFER_QVNNI]] inline void q4_k_sums_avx512(const uint8_t* blk, const int8_t* x, int64_t xs, const int32_t* bs,
+                                             int64_t ss, __m256i* sumi, __m256i* summ) {
   const __m512i m4 = _mm512_set1_epi8(15);
   uint32_t sc[2], m[2];
   q4_k_unpack(blk + 4, sc, m);
@@ -425,19 +499,23 @@ template <bool kQ8>
   const __m512i idx = _mm512_set_epi64(0x0002000200020002, 0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
                                        0, 0, 0, 0);
   const __m512i one = _mm512_set1_epi16(1), four = _mm512_set1_epi16(4);
+  const __m512i sc02 = _mm512_permutexvar_epi16(idx, scv), sc13 = _mm512_permutexvar_epi16(_mm512_add_epi16(idx, one), scv);
+  const __m512i sc46 = _mm512_permutexvar_epi16(_mm512_add_epi16(idx, four), scv);
+  const __m512i sc57 = _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_add_epi16(one, four)), scv);
   const __m512i v0 = load64(blk + 16), v1 = load64(blk + 80);
-  // u8 · s8 pairs ≤ 2 · 15 · 128 in int16, then · scale pairs into int32 (vpdpwssd)
-  __m512i t = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(_mm512_and_si512(v0, m4), load64(x)),
-                                  _mm512_permutexvar_epi16(idx, scv));
-  t = _mm512_dpwssd_epi32(t, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(v0, 4), m4), load64(x + 64)),
-                          _mm512_permutexvar_epi16(_mm512_add_epi16(idx, one), scv));
-  t = _mm512_dpwssd_epi32(t, _mm512_maddubs_epi16(_mm512_and_si512(v1, m4), load64(x + 128)),
-                          _mm512_permutexvar_epi16(_mm512_add_epi16(idx, four), scv));
-  t = _mm512_dpwssd_epi32(t, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(v1, 4), m4), load64(x + 192)),
-                          _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_add_epi16(one, four)), scv));
-  *sumi = _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
+  const __m512i q02 = _mm512_and_si512(v0, m4), q13 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
+  const __m512i q46 = _mm512_and_si512(v1, m4), q57 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
   const __m256i mins = _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, int(m[1]), int(m[0])));
-  *summ = _mm256_mullo_epi32(mins, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)));
+  for (int r = 0; r < R; ++r) {
+    const int8_t* xr = x + r * xs;
+    // u8 · s8 pairs ≤ 2 · 15 · 128 in int16, then · scale pairs into int32 (vpdpwssd)
+    __m512i t = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(q02, load64(xr)), sc02);
+    t = _mm512_dpwssd_epi32(t, _mm512_maddubs_epi16(q13, load64(xr + 64)), sc13);
+    t = _mm512_dpwssd_epi32(t, _mm512_maddubs_epi16(q46, load64(xr + 128)), sc46);
+    t = _mm512_dpwssd_epi32(t, _mm512_maddubs_epi16(q57, load64(xr + 192)), sc57);
+    sumi[r] = _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
+    summ[r] = _mm256_mullo_epi32(mins, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs + r * ss)));
+  }
 }
 
 // [Σa[0], Σa[1], Σa[2], Σa[3]] of four 8-lane int32 vectors.
@@ -446,36 +524,54 @@ template <bool kQ8>
   return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
-[[WAFER_QVNNI]] float dot_q4_k_avx512(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
-                                      int64_t nb) {
-  float acc = 0;
+// y[r] for activation rows n0 .. n0 + R - 1, as dot_q80_q40_avx512.
+template <int R>
+[[WAFER_QVNNI]] void dot_q4_k_avx512(float* y, const uint8_t* w, const ActRows& a, int64_t n0, int64_t nb) {
+  const int8_t* q = a.q + n0 * a.q_stride;
+  const float* d = a.d + n0 * a.d_stride;
+  const int32_t* s = a.s + n0 * a.s_stride;
+  float acc[R] = {};
   int64_t b = 0;
   for (; b + 4 <= nb; b += 4) {  // four super-blocks' sums reduced together, terms added in order
-    __m256i si[4], sm[4];
+    __m256i si[4][R], sm[4][R];
     alignas(16) uint16_t h[8];  // d of the 4, then dmin
     for (int k = 0; k < 4; ++k) {
       const uint8_t* blk = w + 144 * (b + k);
-      q4_k_sums_avx512(blk, q + 256 * (b + k), s + 8 * (b + k), &si[k], &sm[k]);
+      q4_k_sums_avx512<R>(blk, q + 256 * (b + k), a.q_stride, s + 8 * (b + k), a.s_stride, si[k], sm[k]);
       h[k] = load_u16(blk), h[4 + k] = load_u16(blk + 2);
     }
     const __m256 dd = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
-    const __m128 sumi = _mm_cvtepi32_ps(hsum4x8_epi32(si)), summ = _mm_cvtepi32_ps(hsum4x8_epi32(sm));
-    const __m128 inner = _mm_sub_ps(_mm_mul_ps(_mm256_castps256_ps128(dd), sumi),
-                                    _mm_mul_ps(_mm256_extractf128_ps(dd, 1), summ));
-    alignas(16) float term[4];
-    _mm_store_ps(term, _mm_mul_ps(_mm_loadu_ps(d + b), inner));  // = q4_k_term of each
-    acc += term[0];
-    acc += term[1];
-    acc += term[2];
-    acc += term[3];
+    for (int r = 0; r < R; ++r) {
+      const __m256i sir[4] = {si[0][r], si[1][r], si[2][r], si[3][r]}, smr[4] = {sm[0][r], sm[1][r], sm[2][r], sm[3][r]};
+      const __m128 sumi = _mm_cvtepi32_ps(hsum4x8_epi32(sir)), summ = _mm_cvtepi32_ps(hsum4x8_epi32(smr));
+      const __m128 inner = _mm_sub_ps(_mm_mul_ps(_mm256_castps256_ps128(dd), sumi),
+                                      _mm_mul_ps(_mm256_extractf128_ps(dd, 1), summ));
+      alignas(16) float term[4];
+      _mm_store_ps(term, _mm_mul_ps(_mm_loadu_ps(d + r * a.d_stride + b), inner));  // = q4_k_term of each
+      acc[r] += term[0];
+      acc[r] += term[1];
+      acc[r] += term[2];
+      acc[r] += term[3];
+    }
   }
   for (; b < nb; ++b) {
     const uint8_t* blk = w + 144 * b;
-    __m256i si, sm;
-    q4_k_sums_avx512(blk, q + 256 * b, s + 8 * b, &si, &sm);
-    acc += q4_k_term(d[b], _cvtsh_ss(load_u16(blk)), _cvtsh_ss(load_u16(blk + 2)), hsum_epi32(si), hsum_epi32(sm));
+    __m256i si[R], sm[R];
+    q4_k_sums_avx512<R>(blk, q + 256 * b, a.q_stride, s + 8 * b, a.s_stride, si, sm);
+    const float dw = _cvtsh_ss(load_u16(blk)), dmin = _cvtsh_ss(load_u16(blk + 2));
+    for (int r = 0; r < R; ++r)
+      acc[r] += q4_k_term(d[r * a.d_stride + b], dw, dmin, hsum_epi32(si[r]), hsum_epi32(sm[r]));
   }
-  return acc;
+  for (int r = 0; r < R; ++r) y[r] = acc[r];
+}
+
+[[WAFER_QVNNI, gnu::flatten]] float dot_q4_k_avx512_1(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
+                                        int64_t nb) {
+  ActRows a;
+  a.q = const_cast<int8_t*>(q), a.d = const_cast<float*>(d), a.s = const_cast<int32_t*>(s);
+  float y;
+  dot_q4_k_avx512<1>(&y, w, a, 0, nb);
+  return y;
 }
 
 // ---- dispatch ----
@@ -498,9 +594,17 @@ RowDot pick_dot(QuantType t) {
   static constexpr RowDot table[3][3] = {
       {dot_q8_0_generic, dot_q8_0_avx2, dot_q8_0_avx512},
       {dot_q4_0_generic, dot_q4_0_avx2, dot_q4_0_avx512},
-      {dot_q4_k_generic, dot_q4_k_avx2, dot_q4_k_avx512},
+      {dot_q4_k_generic, dot_q4_k_avx2, dot_q4_k_avx512_1},
   };
   return table[int(t)][int(pick_path())];
+}
+
+// The kernels that take four activation rows at once, where there are (else null).
+RowDot4 pick_dot4(QuantType t) {
+  if (pick_path() != Path::Avx512Vnni) return nullptr;
+  if (t == QuantType::Q8_0) return dot_q80_q40_avx512<true, 4>;
+  if (t == QuantType::Q4_0) return dot_q80_q40_avx512<false, 4>;
+  return dot_q4_k_avx512<4>;
 }
 
 void check_cols(const char* op, QuantType t, int64_t cols) {
@@ -614,12 +718,20 @@ void quant_matmul(float* out, const float* x, const QuantMatrix& w, const float*
   // 2. Rows of W in tiles of about 32 KiB (in L1/L2 while all N activation rows pass over them);
   //    static scheduling gives each thread one contiguous run of the matrix.
   const RowDot dot = pick_dot(t);
+  const RowDot4 dot4 = pick_dot4(t);
   const int64_t tile = std::max<int64_t>(1, 32768 / rb);
   const int64_t ntiles = (rows + tile - 1) / tile;
 #pragma omp parallel for schedule(static) if (rows * rb * N > (1 << 16))
   for (int64_t i = 0; i < ntiles; ++i) {
     const int64_t r0 = i * tile, r1 = std::min(rows, r0 + tile);
-    for (int64_t n = 0; n < N; ++n) {
+    int64_t n = 0;
+    for (; dot4 && n + 4 <= N; n += 4)  // four activation rows per pass over the weight row
+      for (int64_t r = r0; r < r1; ++r) {
+        float v[4];
+        dot4(v, w.data + r * rb, a, n, nb);
+        for (int k = 0; k < 4; ++k) out[(n + k) * rows + r] = bias ? scale * v[k] + bias[r] : scale * v[k];
+      }
+    for (; n < N; ++n) {
       const int8_t* q = a.q + n * a.q_stride;
       const float* d = a.d + n * a.d_stride;
       const int32_t* s = a.s + n * a.s_stride;

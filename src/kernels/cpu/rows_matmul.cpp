@@ -281,7 +281,9 @@ void rows_head_impl(float* out, const float* x, const W* w, int64_t N, int64_t C
 void rows_matmul(float* out, const float* inp, WeightView w, const float* bias, int64_t N, int64_t C, int64_t OC) {
   WAFER_CHECK(N >= 0 && C > 0 && OC > 0, "[rows_matmul] expected positive sizes, found N=", N, " C=", C, " OC=", OC);
   if (N == 0) return;
-  if (w.bf16)
+  if (w.quant)  // batch-invariant too: each row's products do not depend on the other rows
+    matmul_forward(out, inp, w, bias, N, C, OC);
+  else if (w.bf16)
     rows_matmul_impl(out, inp, w.bf16, bias, N, C, OC);
   else
     rows_matmul_impl(out, inp, w.f32, bias, N, C, OC);
@@ -290,7 +292,9 @@ void rows_matmul(float* out, const float* inp, WeightView w, const float* bias, 
 void rows_matmul_transposed(float* out, const float* inp, WeightView w, int64_t N, int64_t C, int64_t V, float scale) {
   WAFER_CHECK(N >= 0 && C > 0 && V > 0, "[rows_matmul] expected positive sizes, found N=", N, " C=", C, " V=", V);
   if (N == 0) return;
-  if (w.bf16)
+  if (w.quant)
+    matmul_forward_transposed(out, inp, w, N, C, V, scale);
+  else if (w.bf16)
     rows_head_impl(out, inp, w.bf16, N, C, V, scale);
   else
     rows_head_impl(out, inp, w.f32, N, C, V, scale);
