@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# One fuzz test (fuzz/CMakeLists.txt): replay the regression inputs, then fuzz from the seeds,
-# either for WAFER_FUZZ_RUNS inputs from the fixed WAFER_FUZZ_SEED (default 1), which makes a run
-# repeatable (the suite does this, so a commit that passed here passes in CI), or else for
-# WAFER_FUZZ_SECONDS (default 30) from a fresh random seed, to search further.
+# One fuzz test (fuzz/CMakeLists.txt): replay the regression inputs, then fuzz from the seeds for
+# WAFER_FUZZ_SECONDS (default 30), or for WAFER_FUZZ_RUNS inputs. With WAFER_FUZZ_SEED the run
+# starts from the seed files alone with that random seed, so it tries the same inputs in the
+# same order every time (the suite does this: what passed here passes in CI, on a machine of the
+# same speed); without it, from a fresh seed and the grown corpus, to search further.
 # Usage: run_harness.sh BINARY SEEDS REGRESSIONS WORK
 # WORK (in the build folder) receives the grown corpus and any crash input; the source tree is
 # only read. Prints libFuzzer's final line (executions, cov: edges, ft: features).
@@ -27,12 +28,17 @@ if ((${#regs[@]})); then
   }
 fi
 if [ -n "${WAFER_FUZZ_RUNS:-}" ]; then
-  budget=(-runs="$WAFER_FUZZ_RUNS" -seed="${WAFER_FUZZ_SEED:-1}")
-  echo "== fuzzing $WAFER_FUZZ_RUNS inputs from seed ${WAFER_FUZZ_SEED:-1}"
-  rm -rf "$work/corpus" && mkdir -p "$work/corpus"  # a repeatable run starts from the seeds alone
+  budget=(-runs="$WAFER_FUZZ_RUNS")
+  echo "== fuzzing $WAFER_FUZZ_RUNS inputs"
 else
   budget=(-max_total_time="$seconds")
   echo "== fuzzing for ${seconds}s"
+fi
+if [ -n "${WAFER_FUZZ_SEED:-}" ]; then
+  # The same inputs in the same order every run: from the seeds alone, with a fixed random seed.
+  budget+=(-seed="$WAFER_FUZZ_SEED")
+  rm -rf "$work/corpus" && mkdir -p "$work/corpus"
+  echo "   from random seed $WAFER_FUZZ_SEED and the seed files only"
 fi
 "$bin" "${opts[@]}" "${budget[@]}" -print_final_stats=1 "$work/corpus" "$seeds" >"$work/log" 2>&1 || {
   tail -n 60 "$work/log"

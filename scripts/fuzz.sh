@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (fuzz/, clang, ASan + UBSan) and runs each under ctest: its
-# regression inputs, then WAFER_FUZZ_SECONDS of fuzzing (default 30) from its seeds, or, with
-# WAFER_FUZZ_RUNS set, that many inputs from the fixed WAFER_FUZZ_SEED (fuzz/run_harness.sh).
+# regression inputs, then WAFER_FUZZ_SECONDS of fuzzing (default 30) from its seeds, or
+# WAFER_FUZZ_RUNS inputs; WAFER_FUZZ_SEED fixes the random seed (fuzz/run_harness.sh).
 # Usage: scripts/fuzz.sh [BUILD_DIR] (default build-fuzz); WAFER_FUZZ_SECONDS=600 for a long run.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -45,6 +45,11 @@
 #include "../fuzz/fuzz_tokenizer_encode.cpp"
 #undef LLVMFuzzerTestOneInput
 #undef LLVMFuzzerInitialize
+#define LLVMFuzzerTestOneInput fuzz_one_openai_request
+#define LLVMFuzzerInitialize fuzz_init_openai_request
+#include "../fuzz/fuzz_openai_request.cpp"
+#undef LLVMFuzzerTestOneInput
+#undef LLVMFuzzerInitialize
 
 namespace wafer {
 namespace {
@@ -72,6 +77,7 @@ int replay(const std::string& name, OneInput one) {
 TEST(FuzzRegressions, EveryHarnessReplaysItsSeedsAndFindings) {
   fuzz_init_data_manifest(nullptr, nullptr);
   fuzz_init_tokenizer_encode(nullptr, nullptr);
+  fuzz_init_openai_request(nullptr, nullptr);
   const std::map<std::string, OneInput> harnesses = {
       {"safetensors", fuzz_one_safetensors},
       {"zip", fuzz_one_zip},
@@ -83,6 +89,7 @@ TEST(FuzzRegressions, EveryHarnessReplaysItsSeedsAndFindings) {
       {"data_manifest", fuzz_one_data_manifest},
       {"tokenizer_encode", fuzz_one_tokenizer_encode},
       {"gguf", fuzz_one_gguf},
+      {"openai_request", fuzz_one_openai_request},
   };
   for (const auto& [name, one] : harnesses) {
     SCOPED_TRACE(name);
