@@ -28,6 +28,18 @@ ModelConfig tiny_config(bool tied) {
   return c;
 }
 
+float max_abs(const std::vector<float>& v) {
+  float m = 0;
+  for (float x : v) m = std::max(m, std::fabs(x));
+  return m;
+}
+
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  float m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
 std::vector<float> logits_of(const Model& m, const std::vector<int32_t>& ids) {
   ForwardPass fp(m);
   const float* p = fp.forward(ids.data(), 1, int64_t(ids.size()), 0, {}, LogitsRows::All);
@@ -103,8 +115,7 @@ TEST(GgufModel, RoundTripLogitsAndGreedyGeneration) {
     Model m(tiny_config(tied));
     init_weights(m, {.seed = 21});
     const std::vector<float> want = logits_of(m, ids);
-    float scale = 0;
-    for (float v : want) scale = std::max(scale, std::fabs(v));
+    const float scale = max_abs(want);
     // Max |Δlogit| allowed, relative to the largest logit: exact for f32; then the formats' error.
     const std::pair<GgufType, float> cases[] = {{GgufType::F32, 0.0f},   {GgufType::F16, 0.01f},
                                                 {GgufType::BF16, 0.05f}, {GgufType::Q8_0, 0.05f},
@@ -118,8 +129,7 @@ TEST(GgufModel, RoundTripLogitsAndGreedyGeneration) {
       want_config.layer_norm_epsilon = double(float(want_config.layer_norm_epsilon));
       EXPECT_EQ(back->config, want_config) << gguf_type_name(type);
       const std::vector<float> got = logits_of(*back, ids);
-      float diff = 0;
-      for (size_t i = 0; i < got.size(); ++i) diff = std::max(diff, std::fabs(got[i] - want[i]));
+      const float diff = max_abs_diff(got, want);
       if (type == GgufType::F32) {
         EXPECT_EQ(got, want);
         EXPECT_EQ(back->params, m.params);
@@ -148,8 +158,7 @@ TEST(QuantizedInference, HoldsTheGgufValuesAndEveryPathAgrees) {
     Model m(tiny_config(tied));
     init_weights(m, {.seed = 21});
     const std::vector<float> want = logits_of(m, ids);
-    float scale = 0;
-    for (float v : want) scale = std::max(scale, std::fabs(v));
+    const float scale = max_abs(want);
     for (const auto& [gt, qt, tol] : cases) {
       const std::string what = std::string(quant_type_name(qt)) + (tied ? " tied" : " untied");
       const std::string path = dir + "/m_" + gguf_type_name(gt) + ".gguf";
@@ -164,11 +173,8 @@ TEST(QuantizedInference, HoldsTheGgufValuesAndEveryPathAgrees) {
       EXPECT_EQ(q.weight(q.w.lm_head).quant->type, QuantType::Q8_0) << what;  // the head, as llama.cpp
       EXPECT_EQ(q.params[size_t(q.w.layers[0].fc_w - q.params.data()) + 4096], 0.0f) << "fp32 pages kept";
       const std::vector<float> got = logits_of(q, ids);
-      float d_ref = 0, d_want = 0;
-      for (size_t i = 0; i < got.size(); ++i) {
-        d_ref = std::max(d_ref, std::fabs(got[i] - ref[i]));
-        d_want = std::max(d_want, std::fabs(got[i] - want[i]));
-      }
+      ASSERT_EQ(got.size(), ref.size());
+      const float d_ref = max_abs_diff(got, ref), d_want = max_abs_diff(got, want);
       EXPECT_LE(d_ref, 0.03f * scale) << what << ": more than the activations' rounding";
       EXPECT_GT(d_ref, 0.0f) << what << ": the activations were not quantized";
       EXPECT_LE(d_want, tol * scale) << what;

@@ -467,20 +467,14 @@ template <bool kQ8, int R>
   }
 }
 
-[[WAFER_QVNNI, gnu::flatten]] float dot_q8_0_avx512(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
-                                      int64_t nb) {
+// One weight row with one activation row (Q8: q8_0 weights, else q4_0).
+template <bool Q8>
+[[WAFER_QVNNI, gnu::flatten]] float dot_q80_q40_one_avx512(const uint8_t* w, const int8_t* q, const float* d,
+                                                           const int32_t* s, int64_t nb) {
   ActRows a;
   a.q = const_cast<int8_t*>(q), a.d = const_cast<float*>(d), a.s = const_cast<int32_t*>(s);
   float y;
-  dot_q80_q40_avx512<true, 1>(&y, w, a, 0, nb);
-  return y;
-}
-[[WAFER_QVNNI, gnu::flatten]] float dot_q4_0_avx512(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
-                                      int64_t nb) {
-  ActRows a;
-  a.q = const_cast<int8_t*>(q), a.d = const_cast<float*>(d), a.s = const_cast<int32_t*>(s);
-  float y;
-  dot_q80_q40_avx512<false, 1>(&y, w, a, 0, nb);
+  dot_q80_q40_avx512<Q8, 1>(&y, w, a, 0, nb);
   return y;
 }
 
@@ -592,8 +586,8 @@ Path pick_path() {
 
 RowDot pick_dot(QuantType t) {
   static constexpr RowDot table[3][3] = {
-      {dot_q8_0_generic, dot_q8_0_avx2, dot_q8_0_avx512},
-      {dot_q4_0_generic, dot_q4_0_avx2, dot_q4_0_avx512},
+      {dot_q8_0_generic, dot_q8_0_avx2, dot_q80_q40_one_avx512<true>},
+      {dot_q4_0_generic, dot_q4_0_avx2, dot_q80_q40_one_avx512<false>},
       {dot_q4_k_generic, dot_q4_k_avx2, dot_q4_k_avx512_1},
   };
   return table[int(t)][int(pick_path())];
