@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "core/error.h"
 #include "plan/machine.h"
@@ -138,6 +139,8 @@ TEST(Plan, MachinesRoundTripAndRejectNonsense) {
     const Machine back = machine_from_json(machine_to_json(m), n);
     EXPECT_EQ(back.peak_tflops_bf16, m.peak_tflops_bf16) << n;
     EXPECT_EQ(back.inter.bw_gbs, m.inter.bw_gbs) << n;
+    EXPECT_EQ(back.softmax_gelems, m.softmax_gelems) << n;
+    EXPECT_EQ(back.gelu_bwd_gelems, m.gelu_bwd_gelems) << n;
     EXPECT_FALSE(m.source.empty()) << n;
   }
   EXPECT_THROW(load_machine("no-such-machine"), Error);
@@ -151,10 +154,56 @@ TEST(Plan, MachinesRoundTripAndRejectNonsense) {
   EXPECT_DOUBLE_EQ(c.peak_tflops_bf16, 0.023);  // no bf16 GEMMs measured: the fp32 rate
   EXPECT_DOUBLE_EQ(c.mem_bw_gbs, 6);
   EXPECT_DOUBLE_EQ(c.mem_gb, 24);
+  EXPECT_EQ(c.softmax_gelems, 0);  // not measured: the loss is costed by its bytes
+  const Machine r = machine_from_ceilings(
+      nlohmann::json::parse(R"({"sgemm_gflops": 46, "read_gb_per_s": 12, "sgemm_max_eff": 0.9, "sgemm_half_dim": 40,
+                                "softmax_gelem_per_s": 0.8, "gelu_forward_gelem_per_s": 3, "gelu_backward_gelem_per_s": 2})"),
+      2, 24, "here");
+  EXPECT_DOUBLE_EQ(r.gemm_max_eff, 0.9);
+  EXPECT_DOUBLE_EQ(r.gemm_half_dim, 40);
+  EXPECT_DOUBLE_EQ(r.softmax_gelems, 0.4);  // per core
+  EXPECT_DOUBLE_EQ(r.gelu_fwd_gelems, 1.5);
+  EXPECT_DOUBLE_EQ(r.gelu_bwd_gelems, 1.0);
   // The efficiency curve: a large square GEMM near the maximum, a thin one far below.
   const Machine a = load_machine("a100-80gb");
   EXPECT_GT(a.gemm_efficiency(8192, 8192, 8192), 0.75);
   EXPECT_LT(a.gemm_efficiency(1, 8192, 8192), 0.01);
+}
+
+TEST(Plan, GemmEfficiencyFitRecoversTheCurve) {
+  // Rates made by eff = 0.8 · h / (h + 100) at a 200 GFLOP/s peak: the fit gives both back.
+  auto rate = [](double m, double n, double k) {
+    const double h = 3.0 / (1 / m + 1 / n + 1 / k);
+    return 200 * 0.8 * h / (h + 100);
+  };
+  std::vector<GemmSample> s;
+  for (auto [m, n, k] : {std::tuple{1024., 768., 256.}, {1024., 256., 256.}, {256., 3072., 1024.}, {64., 64., 64.}})
+    s.push_back({m, n, k, rate(m, n, k)});
+  double max_eff = 0, half = 0;
+  fit_gemm_efficiency(s, 200, &max_eff, &half);
+  EXPECT_NEAR(max_eff, 0.8, 1e-9);
+  EXPECT_NEAR(half, 100, 1e-6);
+  // Every shape at the peak: no shape dependence, and never above the peak.
+  for (auto& g : s) g.gflops = 210;
+  fit_gemm_efficiency(s, 200, &max_eff, &half);
+  EXPECT_DOUBLE_EQ(max_eff, 1.0);
+  EXPECT_DOUBLE_EQ(half, 0.0);
+}
+
+TEST(Plan, PassesAreBoundByBytesOrTranscendentals) {
+  // 1 GB at 10 GB/s: 0.1 s; 1e9 exps at 2 G/s: 0.5 s, the longer; without a rate, the bytes.
+  EXPECT_DOUBLE_EQ(pass_seconds(1e9, 1e9, 10, 2), 0.5);
+  EXPECT_DOUBLE_EQ(pass_seconds(1e9, 1e8, 10, 2), 0.1);
+  EXPECT_DOUBLE_EQ(pass_seconds(1e9, 1e9, 10, 0), 0.1);
+  // The loss's exps lengthen a step on a machine that measured them.
+  PlanRequest r = request("111M", "this");
+  r.tp = 1, r.pp = 1, r.cp = 1, r.dp = 1, r.zero = 0, r.micro_batches = 1, r.batch = 8;
+  r.recompute = Recompute::None;
+  const double with_rates = plan_layouts(r).front().time.step;
+  r.machine.softmax_gelems = r.machine.gelu_fwd_gelems = r.machine.gelu_bwd_gelems = 0;
+  const double bytes_only = plan_layouts(r).front().time.step;
+  // 8 x 256 rows x 50,257 logits, two exp passes at 2 x 0.355 G/s: about 0.3 s more.
+  EXPECT_GT(with_rates - bytes_only, 0.2);
 }
 
 TEST(Plan, WaferScaleModes) {
@@ -243,9 +292,10 @@ TEST(Plan, ValidationParsesMetricsAndPrintsTheTable) {
   PlanResult p;
   p.opts.layout.tp = 2, p.opts.layout.pp = 2, p.opts.micro_batches = 2;
   p.time.stage_fwd = {1.0, 1.0}, p.time.stage_bwd = {2.0, 2.0}, p.time.step = 9.0;
-  EXPECT_DOUBLE_EQ(oversubscribed_step(p, 2), 12.0);  // (3 + 3) s x 2 micro-batches x 2 tp ranks / 2 cores
+  EXPECT_DOUBLE_EQ(oversubscribed_step(p, 2, 1.0), 12.0);  // (3 + 3) s x 2 micro-batches x 2 tp ranks / 2 cores
+  EXPECT_DOUBLE_EQ(oversubscribed_step(p, 2, 0.6), 20.0);  // the cores at 60% when shared by two ranks each
   p.time.step = 13.0;
-  EXPECT_DOUBLE_EQ(oversubscribed_step(p, 2), 13.0);
+  EXPECT_DOUBLE_EQ(oversubscribed_step(p, 2, 1.0), 13.0);
 }
 
 }  // namespace

@@ -13,8 +13,9 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "cli/bench_ceilings.h"
+#include "cli/bench_timing.h"
 #include "cli/commands.h"
-#include "kernels/cpu/bandwidth.h"
 #include "cli/io_util.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -30,34 +31,6 @@ namespace wafer::cli {
 namespace {
 
 using Json = nlohmann::ordered_json;
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// The least of measure()'s results (seconds) over at least `repeats` calls and at least two
-// seconds in all (at most 100 calls): on a shared 2-core machine a short measure needs many
-// tries to catch one undisturbed.
-template <typename F>
-double least_seconds(int repeats, F&& measure) {
-  double best = 1e30, total = 0;
-  for (int r = 0; r < 100 && (r < repeats || total < 2.0); ++r) {
-    const double s = measure();
-    best = std::min(best, s), total += s;
-  }
-  return best;
-}
-
-// Best wall time of f() after one warm-up call, by the rule of least_seconds.
-template <typename F>
-double best_seconds(int repeats, F&& f) {
-  f();
-  return least_seconds(repeats, [&] {
-    auto t0 = Clock::now();
-    f();
-    return seconds_since(t0);
-  });
-}
-
 double peak_rss_mb() {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -69,55 +42,6 @@ double current_rss_mb() {
   long pages = 0, resident = 0;
   f >> pages >> resident;
   return double(resident) * double(sysconf(_SC_PAGESIZE)) / 1048576.0;
-}
-
-// The ceilings the table compares against, measured now on this machine.
-Json measure_ceilings(int repeats) {
-  Json j;
-  // GEMM: the model's largest block shape (c_fc of 111M over 1024 rows) and a square one.
-  for (Precision p : {Precision::F32, Precision::BF16}) {
-    if (p == Precision::BF16 && !bf16_gemm_supported()) continue;
-    double best = 0;
-    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1024, 3072, 768}, {2048, 2048, 2048}}) {
-      std::vector<float> a(size_t(M * K), 0.5f), b(size_t(K * N), 0.25f), c(size_t(M * N));
-      std::vector<uint16_t> a16(a.size()), b16(b.size());
-      convert_to_bf16(a16.data(), a.data(), int64_t(a.size()));
-      convert_to_bf16(b16.data(), b.data(), int64_t(b.size()));
-      const double s = best_seconds(repeats, [&] {
-        gemm(p, M, N, K, 1.0f, {a.data(), a16.data(), K, false}, {b.data(), b16.data(), N, false}, 0.0f, c.data(), N);
-      });
-      best = std::max(best, 2.0 * double(M * N * K) / s / 1e9);
-    }
-    j[p == Precision::F32 ? "sgemm_gflops" : "bf16_gemm_gflops"] = best;
-  }
-  // How fast small GEMMs run against that peak: fp32 at the shapes of a small model's blocks.
-  // The planner's efficiency curve eff = h / (h + half_dim), h = 3 / (1/m + 1/n + 1/k), is fitted
-  // through them (half_dim = h · (peak / rate - 1) for each shape, the median taken).
-  std::vector<double> halves;
-  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1024, 256, 256}, {1024, 768, 256}, {1024, 256, 1024},
-                         {512, 512, 512}, {256, 256, 256}}) {
-    std::vector<float> a(size_t(M * K), 0.5f), b(size_t(K * N), 0.25f), c(size_t(M * N));
-    const double s = best_seconds(repeats, [&] {
-      gemm(Precision::F32, M, N, K, 1.0f, {a.data(), nullptr, K, false}, {b.data(), nullptr, N, false}, 0.0f, c.data(), N);
-    });
-    const double rate = 2.0 * double(M * N * K) / s / 1e9, h = 3.0 / (1.0 / M + 1.0 / N + 1.0 / K);
-    halves.push_back(std::max(0.0, h * (j["sgemm_gflops"].get<double>() / rate - 1.0)));
-  }
-  std::sort(halves.begin(), halves.end());
-  j["sgemm_half_dim"] = halves[halves.size() / 2];
-  j["gemm_isa"] = gemm_isa_name();
-  j["kernel_isa"] = isa_name(kernel_isa());
-  // Streaming read bandwidth: a sum over 1 GiB, all threads, far larger than any cache.
-  const int64_t n = int64_t(1) << 28;
-  std::vector<float> big(static_cast<size_t>(n));
-  float* p = big.data();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) p[i] = 1.0f;
-  double sink = 0;
-  const double s = best_seconds(repeats, [&] { sink += sum_all(p, n); });
-  j["read_gb_per_s"] = double(n) * 4.0 / s / 1e9;
-  WAFER_ASSERT(sink > 0);
-  return j;
 }
 
 // Bytes of weights one decode step reads: every matrix once (blocks and the LM head) at the
@@ -206,14 +130,7 @@ Json bench_tokenizer(const std::string& dir, const std::string& text_file, int r
 }
 
 void print_text(const Json& j) {
-  if (j.contains("ceilings")) {
-    const Json& c = j["ceilings"];
-    std::printf("sgemm fp32           %10.1f GFLOP/s\n", c["sgemm_gflops"].get<double>());
-    if (c.contains("bf16_gemm_gflops"))
-      std::printf("bf16 GEMM            %10.1f GFLOP/s (%s)\n", c["bf16_gemm_gflops"].get<double>(),
-                  c["gemm_isa"].get<std::string>().c_str());
-    std::printf("streaming read       %10.1f GB/s\n", c["read_gb_per_s"].get<double>());
-  }
+  if (j.contains("ceilings")) print_ceilings(j["ceilings"]);
   if (j.contains("prefill"))
     for (auto& [T, v] : j["prefill"].items())
       std::printf("prefill %5s tokens   %10.1f tokens/s, %.1f GFLOP/s\n", T.c_str(), v["tokens_per_s"].get<double>(),
@@ -252,7 +169,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--train", o->train, "Time training steps (forward, backward, AdamW) at BxT, e.g. 4x256 (skips inference)");
   cmd->add_option("--train-steps", o->train_steps, "Timed training steps (after one warm-up step)");
   cmd->add_option("--repeats", o->repeats, "Runs per measurement (best is reported)");
-  cmd->add_flag("--ceilings", o->ceilings, "Measure sgemm and bf16 GEMM GFLOP/s and streaming read GB/s");
+  cmd->add_flag("--ceilings", o->ceilings, "Measure the machine: GEMM GFLOP/s (peak and at block shapes), softmax and GELU rates, streaming read GB/s");
   cmd->add_option("--machine-out", o->machine_out, "With --ceilings: write them as a machine file for wafer plan --machine FILE");
   cmd->add_flag("--json", o->json, "Print one JSON object");
   add_precision_option(cmd, o->precision);

@@ -1,6 +1,7 @@
 // plan/machine.cpp: machine files and the built-in machines, each figure with its source.
 #include "plan/machine.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -50,16 +51,19 @@ const char* kCS2 = R"({
                   "fabric_hop_ns": 1, "core_tflops": 0.0088}
 })";
 
-// The development machine (AMD EPYC, 2 cores, AVX-512 with AVX512-BF16, 24 GiB), measured idle on
-// 2026-12-01 by `wafer bench --ceilings --repeats 10 --machine-out`: sgemm 210 GFLOP/s and bf16
-// GEMM 438 GFLOP/s with both cores, small sgemm shapes at the peak (half-dimension 0.7), a
-// streaming read of 39 GB/s. MPI over shared memory: bandwidth and latency estimated.
+// The development machine (AMD EPYC, 2 cores, AVX-512 with AVX512-BF16, 24 GiB), measured on
+// 2026-12-01 by `wafer bench --ceilings --repeats 10 --machine-out`: sgemm 198 GFLOP/s and bf16
+// GEMM 415 GFLOP/s with both cores; block-shaped GEMMs on operands a step has not just touched
+// fitted to 99% of the peak at half-dimension 36; the loss's exp at 0.69 G logits/s, GELU (erf)
+// at 3.14 G/s forward and 1.79 G/s backward; two single-threaded processes per core at 96% of one
+// per core; a streaming read of 28 GB/s. MPI over shared memory: estimated.
 const char* kThis = R"({
   "name": "this",
-  "source": "wafer bench --ceilings --repeats 10 on the idle development machine (AMD EPYC, 2 cores, 24 GiB), 2026-12-01; MPI shared-memory link estimated",
-  "devices_per_node": 2, "memory_shared": true,
-  "device": {"peak_tflops": {"fp32": 0.10488, "bf16": 0.21907}, "gemm_efficiency": {"max": 1.0, "half_dim": 0.7},
-             "memory_gb": 23.5, "memory_bw_gbs": 19.53},
+  "source": "wafer bench --ceilings --repeats 10 on the development machine (AMD EPYC, 2 cores, 24 GiB), 2026-12-01; MPI shared-memory link estimated",
+  "devices_per_node": 2, "memory_shared": true, "shared_core_efficiency": 0.960,
+  "device": {"peak_tflops": {"fp32": 0.09922, "bf16": 0.20730}, "gemm_efficiency": {"max": 0.989, "half_dim": 36.4},
+             "memory_gb": 23.5, "memory_bw_gbs": 14.19,
+             "elementwise_gelems": {"softmax": 0.3454, "gelu_forward": 1.5715, "gelu_backward": 0.8958}},
   "links": {"intra": {"bw_gbs": 4, "latency_us": 30}, "inter": {"bw_gbs": 1.1, "latency_us": 50}},
   "runtime_mb": 60
 })";
@@ -76,6 +80,26 @@ double Machine::gemm_efficiency(double m, double n, double k) const {
   if (m <= 0 || n <= 0 || k <= 0) return gemm_max_eff;
   const double h = 3.0 / (1.0 / m + 1.0 / n + 1.0 / k);
   return gemm_max_eff * h / (h + gemm_half_dim);
+}
+
+void fit_gemm_efficiency(const std::vector<GemmSample>& samples, double peak_gflops, double* max_eff,
+                         double* half_dim) {
+  WAFER_CHECK(!samples.empty() && peak_gflops > 0, "[machine] expected measured GEMMs and a positive peak");
+  // Weighted by FLOPs squared: the residuals are then in seconds, so the large GEMMs that take
+  // most of a step are fitted best.
+  double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (const GemmSample& g : samples) {
+    const double w = (g.m * g.n * g.k) * (g.m * g.n * g.k);
+    const double x = (1.0 / g.m + 1.0 / g.n + 1.0 / g.k) / 3.0, y = peak_gflops / g.gflops;  // x = 1/h
+    sw += w, sx += w * x, sy += w * y, sxx += w * x * x, sxy += w * x * y;
+  }
+  const double var = sw * sxx - sx * sx;
+  double b = var > 0 ? (sw * sxy - sx * sy) / var : 0.0;
+  double a = (sy - b * sx) / sw;
+  if (b < 0.0) b = 0.0, a = sy / sw;                             // no shape dependence: the mean
+  if (a < 1.0) a = 1.0, b = std::max(0.0, (sxy - sx) / sxx);     // above the peak at infinite size: a = 1
+  *max_eff = 1.0 / a;
+  *half_dim = b / a;
 }
 
 Machine machine_from_json(const nlohmann::json& j, const std::string& source) {
@@ -96,12 +120,23 @@ Machine machine_from_json(const nlohmann::json& j, const std::string& source) {
   }
   m.mem_gb = get(d, "memory_gb", source);
   m.mem_bw_gbs = get(d, "memory_bw_gbs", source);
+  if (d.contains("elementwise_gelems")) {
+    const auto& e = d["elementwise_gelems"];
+    m.softmax_gelems = get(e, "softmax", source);
+    m.gelu_fwd_gelems = get(e, "gelu_forward", source);
+    m.gelu_bwd_gelems = get(e, "gelu_backward", source);
+    WAFER_CHECK(m.softmax_gelems > 0 && m.gelu_fwd_gelems > 0 && m.gelu_bwd_gelems > 0, "[machine] ", source,
+                ": expected positive device.elementwise_gelems rates");
+  }
   for (auto [key, link] : {std::pair{"intra", &m.intra}, std::pair{"inter", &m.inter}}) {
     WAFER_CHECK(j["links"].contains(key), "[machine] ", source, ": expected links.", key);
     link->bw_gbs = get(j["links"][key], "bw_gbs", source);
     link->latency_us = get(j["links"][key], "latency_us", source);
   }
   m.runtime_mb = j.value("runtime_mb", 0.0);
+  m.shared_core_eff = j.value("shared_core_efficiency", 1.0);
+  WAFER_CHECK(m.shared_core_eff > 0 && m.shared_core_eff <= 1, "[machine] ", source,
+              ": expected shared_core_efficiency in (0, 1], found ", m.shared_core_eff);
   if (j.contains("wafer_scale")) m.wafer_scale = true, m.extra = j["wafer_scale"];
   WAFER_CHECK(m.devices_per_node >= 1 && m.peak_tflops_fp32 > 0 && m.peak_tflops_bf16 > 0 && m.mem_gb > 0 &&
                   m.mem_bw_gbs > 0 && m.intra.bw_gbs > 0 && m.inter.bw_gbs > 0,
@@ -119,9 +154,13 @@ nlohmann::ordered_json machine_to_json(const Machine& m) {
                  {"gemm_efficiency", {{"max", m.gemm_max_eff}, {"half_dim", m.gemm_half_dim}}},
                  {"memory_gb", m.mem_gb},
                  {"memory_bw_gbs", m.mem_bw_gbs}};
+  if (m.softmax_gelems > 0)
+    j["device"]["elementwise_gelems"] = {
+        {"softmax", m.softmax_gelems}, {"gelu_forward", m.gelu_fwd_gelems}, {"gelu_backward", m.gelu_bwd_gelems}};
   j["links"] = {{"intra", {{"bw_gbs", m.intra.bw_gbs}, {"latency_us", m.intra.latency_us}}},
                 {"inter", {{"bw_gbs", m.inter.bw_gbs}, {"latency_us", m.inter.latency_us}}}};
   j["runtime_mb"] = m.runtime_mb;
+  if (m.shared_core_eff < 1) j["shared_core_efficiency"] = m.shared_core_eff;
   if (m.wafer_scale) j["wafer_scale"] = m.extra;
   return j;
 }
@@ -154,7 +193,17 @@ Machine machine_from_ceilings(const nlohmann::json& c, int cores, double mem_gb,
       (c.contains("bf16_gemm_gflops") ? get(c, "bf16_gemm_gflops", "ceilings") : get(c, "sgemm_gflops", "ceilings")) /
       1000.0 / m.devices_per_node;
   m.mem_bw_gbs = get(c, "read_gb_per_s", "ceilings") / m.devices_per_node;
-  if (c.contains("sgemm_half_dim")) m.gemm_max_eff = 1.0, m.gemm_half_dim = get(c, "sgemm_half_dim", "ceilings");
+  if (c.contains("sgemm_half_dim")) {
+    m.gemm_max_eff = c.contains("sgemm_max_eff") ? get(c, "sgemm_max_eff", "ceilings") : 1.0;
+    m.gemm_half_dim = get(c, "sgemm_half_dim", "ceilings");
+  }
+  m.shared_core_eff = std::min(1.0, c.value("shared_core_gemm_eff", 1.0));
+  m.softmax_gelems = m.gelu_fwd_gelems = m.gelu_bwd_gelems = 0;  // this machine's, or none
+  if (c.contains("softmax_gelem_per_s")) {
+    m.softmax_gelems = get(c, "softmax_gelem_per_s", "ceilings") / m.devices_per_node;
+    m.gelu_fwd_gelems = get(c, "gelu_forward_gelem_per_s", "ceilings") / m.devices_per_node;
+    m.gelu_bwd_gelems = get(c, "gelu_backward_gelem_per_s", "ceilings") / m.devices_per_node;
+  }
   m.mem_gb = mem_gb;
   return m;
 }

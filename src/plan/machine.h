@@ -28,8 +28,16 @@ struct Machine {
   double mem_gb = 0;          // GiB of memory per device, or per node when memory_shared
   bool memory_shared = false; // CPU nodes: the ranks of a node share its RAM (the fit sums them)
   double mem_bw_gbs = 0;      // device memory bandwidth
+  // Passes bound by their transcendentals, in 1e9 elements per second per device (0: unknown, the
+  // pass is costed by its bytes alone): one exp per logit (softmax cross-entropy), GELU forward
+  // and backward (erf). On a CPU these, not memory, set the time of the loss and the MLP's GELU.
+  double softmax_gelems = 0, gelu_fwd_gelems = 0, gelu_bwd_gelems = 0;
   LinkLevel intra, inter;
   double runtime_mb = 0;      // memory a process holds besides the account (binary, libraries, runtime)
+  // CPU nodes: the aggregate GEMM rate of two single-threaded processes per core against one per
+  // core. Processes time-sliced on a core evict each other's cached operands, so more ranks than
+  // cores compute slower in all than the cores would alone (1: not measured, no loss).
+  double shared_core_eff = 1;
   bool wafer_scale = false;   // cs2: the layouts are the wafer's execution modes, not tp/pp/dp
   nlohmann::ordered_json extra;  // machine-specific figures (cs2: cores, SRAM per core, ...)
 
@@ -37,13 +45,22 @@ struct Machine {
   double gemm_efficiency(double m, double n, double k) const;
 };
 
+// One measured GEMM: shape and rate.
+struct GemmSample {
+  double m, n, k, gflops;
+};
+// Fits the efficiency curve through measured GEMMs: peak/rate = 1/eff = a + b/h is linear in 1/h,
+// so least squares gives a and b, and max = 1/a, half_dim = b/a (max at most 1, half_dim at least 0).
+void fit_gemm_efficiency(const std::vector<GemmSample>& samples, double peak_gflops, double* max_eff,
+                         double* half_dim);
+
 Machine machine_from_json(const nlohmann::json& j, const std::string& source);
 nlohmann::ordered_json machine_to_json(const Machine& m);
 // A built-in name or a JSON file path.
 Machine load_machine(const std::string& name_or_file);
 std::vector<std::string> builtin_machine_names();
-// `wafer bench --ceilings` numbers (sgemm_gflops, bf16_gemm_gflops, read_gb_per_s, measured with
-// all `cores`) as one CPU node whose ranks (one per core) share its rate and its `mem_gb` of RAM.
+// `wafer bench --ceilings` numbers (sgemm_gflops, bf16_gemm_gflops, read_gb_per_s, the fitted
+// sgemm_max_eff and sgemm_half_dim, the softmax and GELU rates, all measured with all `cores`) as one CPU node whose ranks (one per core) share its rate and its `mem_gb` of RAM.
 Machine machine_from_ceilings(const nlohmann::json& ceilings, int cores, double mem_gb, const std::string& name);
 
 }  // namespace wafer

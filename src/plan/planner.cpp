@@ -4,7 +4,8 @@
 //   GEMMs       2mnk / (peak · eff(m, n, k)) for c_attn, attn c_proj, c_fc, mlp c_proj (backward 2×)
 //   attention   causal: 2·N·T·Ca FLOPs forward at the efficiency of a (Tc, T, D) product (backward 2.5×:
 //               the probabilities are recomputed from the log-sum-exp)
-//   elementwise LayerNorms, GELU, residual adds: bytes moved / memory bandwidth (backward 2×)
+//   elementwise LayerNorms, residual adds: bytes moved / memory bandwidth (backward 2×); GELU and
+//               the loss's softmax the longer of that and their erf/exp at the machine's measured rate
 //   tp          2 all-reduces of [N, C] forward and 2 backward (with sp: reduce-scatter + all-gather)
 //   cp          the ring's K/V shifts, overlapped with attention: only the excess is exposed
 // plus the embedding on the first stage and the LM head and loss on the last. Recomputation adds
@@ -33,6 +34,11 @@ double reduce_scatter_seconds(double bytes, int p, const LinkLevel& l) {
 }
 
 double p2p_seconds(double bytes, const LinkLevel& l) { return l.latency_us * 1e-6 + bytes / (l.bw_gbs * 1e9); }
+
+double pass_seconds(double bytes, double elements, double bw_gbs, double gelems) {
+  const double memory = bytes / (bw_gbs * 1e9);
+  return gelems > 0 ? std::max(memory, elements / (gelems * 1e9)) : memory;
+}
 
 bool group_crosses_nodes(int stride, int size, int ranks_per_node) {
   return size > 1 && (0 + stride * (size - 1)) / ranks_per_node != 0;
@@ -102,6 +108,9 @@ double gemm_s(const Ctx& x, double m, double n, double k) {
 }
 
 double mem_s(const Ctx& x, double bytes) { return bytes / (x.mc.mem_bw_gbs * 1e9 * x.share); }
+double pass_s(const Ctx& x, double bytes, double elements, double gelems) {
+  return pass_seconds(bytes, elements, x.mc.mem_bw_gbs * x.share, gelems * x.share);
+}
 
 struct StageCost {
   double fwd_compute = 0, bwd_compute = 0, fwd_comm = 0, bwd_comm = 0;
@@ -123,7 +132,10 @@ StageCost stage_cost(const Ctx& x, const MemoryOptions& o, int stage, const RowS
   const double Tc = double(rs.Tc);
   const double attn_f = 2.0 * N * double(T) * Ca /
                         (x.mc.peak_tflops(x.r.precision) * 1e12 * x.share * x.mc.gemm_efficiency(Tc, double(T), D));
-  const double elem_f = mem_s(x, 4.0 * (4 * N * C + 2 * N * Fl + 6 * Ns * C));
+  // LayerNorms and residual adds; GELU reads and writes [N, Fl] (backward: reads two, adds into one).
+  const double norms_f = mem_s(x, 4.0 * (4 * N * C + 6 * Ns * C));
+  const double elem_f = norms_f + pass_s(x, 4.0 * 2 * N * Fl, N * Fl, x.mc.gelu_fwd_gelems);
+  const double elem_b = 2 * norms_f + pass_s(x, 4.0 * 3 * N * Fl, N * Fl, x.mc.gelu_bwd_gelems);
   const double tp_one = l.sp ? 2 * reduce_scatter_seconds(ab * N * C, l.tp, tpl) : all_reduce_seconds(ab * N * C, l.tp, tpl);
   // cp: (cp-1) shifts of K|V forward, of K|V|dK|dV (plus one home) backward; hidden behind attention.
   const double kv = ab * N * 2 * Ca;
@@ -136,7 +148,7 @@ StageCost stage_cost(const Ctx& x, const MemoryOptions& o, int stage, const RowS
   StageCost s;
   const double L = double(sh.n_layers());
   s.fwd_compute = L * (gemm_f + attn_f + elem_f);
-  s.bwd_compute = L * (2 * gemm_f + 2.5 * attn_f + 2 * elem_f + recompute);
+  s.bwd_compute = L * (2 * gemm_f + 2.5 * attn_f + elem_b + recompute);
   s.fwd_comm = L * (2 * tp_one + cp_f);
   s.bwd_comm = L * (2 * tp_one + cp_b + recompute_comm);
   if (sh.first_stage) {
@@ -145,7 +157,10 @@ StageCost stage_cost(const Ctx& x, const MemoryOptions& o, int stage, const RowS
     s.fwd_comm += l.sp ? reduce_scatter_seconds(ab * N * C, l.tp, tpl) : all_reduce_seconds(ab * N * C, l.tp, tpl);
   }
   if (sh.last_stage) {  // ln_f, the head's vocabulary shard, the loss (and its backward, done in the forward)
-    s.fwd_compute += gemm_s(x, N, Vl, C) + mem_s(x, 4.0 * 4 * N * Vl) + 2 * gemm_s(x, N, Vl, C) + mem_s(x, 4.0 * 3 * N * Vl);
+    // The loss: a max pass, then exp of every logit for the sums and again for the gradient.
+    const double loss = mem_s(x, 4.0 * N * Vl) + pass_s(x, 4.0 * 3 * N * Vl, N * Vl, x.mc.softmax_gelems) +
+                        pass_s(x, 4.0 * 3 * N * Vl, N * Vl, x.mc.softmax_gelems);
+    s.fwd_compute += gemm_s(x, N, Vl, C) + loss + 2 * gemm_s(x, N, Vl, C);
     s.fwd_comm += 3 * all_reduce_seconds(4.0 * N, l.tp, tpl) + all_reduce_seconds(ab * N * C, l.tp, tpl);
   }
   return s;

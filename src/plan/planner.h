@@ -66,6 +66,9 @@ PlanResult evaluate_layout(const PlanRequest& r, const MemoryOptions& o);
 double all_reduce_seconds(double bytes, int p, const LinkLevel& l);      // 2(p-1)α + 2(p-1)/p · bytes/β
 double reduce_scatter_seconds(double bytes, int p, const LinkLevel& l);  // (p-1)α + (p-1)/p · bytes/β
 double p2p_seconds(double bytes, const LinkLevel& l);                    // α + bytes/β
+// An elementwise pass over `elements` that moves `bytes`: the longer of its memory time and, when
+// the machine gives its rate (`gelems`, 1e9 elements/s; 0: unknown), its transcendentals' time.
+double pass_seconds(double bytes, double elements, double bw_gbs, double gelems);
 // Makespan of a pipeline step: stage s takes fwd[s] and bwd[s] per micro-batch, each boundary
 // crossing costs `p2p` seconds; the stages run parallel/'s schedule (GPipe or 1F1B).
 double pipeline_makespan(PipeSchedule s, const std::vector<double>& fwd, const std::vector<double>& bwd, int m,

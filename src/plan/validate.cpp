@@ -32,12 +32,12 @@ Machine shared_by_ranks(const Machine& m, int ranks) {
   return s;
 }
 
-double oversubscribed_step(const PlanResult& p, int cores) {
+double oversubscribed_step(const PlanResult& p, int cores, double shared_core_eff) {
   const Layout& l = p.opts.layout;
   double work = 0;  // core-seconds: every rank's forwards and backwards at a whole core's rate
   for (size_t s = 0; s < p.time.stage_fwd.size(); ++s)
     work += (p.time.stage_fwd[s] + p.time.stage_bwd[s]) * p.opts.micro_batches * l.tp * l.cp * l.dp;
-  return std::max(p.time.step, work / cores);
+  return std::max(p.time.step, work / cores / shared_core_eff);
 }
 
 std::vector<ValidationCase> validation_cases(const Machine& m, int top) {
@@ -57,7 +57,7 @@ std::vector<ValidationCase> validation_cases(const Machine& m, int top) {
   o.batch = 2, o.seq = 128, o.micro_batches = 2, o.precision = Precision::F32, o.recompute = Recompute::Full;
   big.seq = o.seq, big.batch = o.batch, big.micro_batches = o.micro_batches;
   PlanResult p = evaluate_layout(big, o);
-  p.time.step = oversubscribed_step(p, m.devices_per_node);
+  p.time.step = oversubscribed_step(p, m.devices_per_node, m.shared_core_eff);
   out.push_back({"590M", p, "--preset 590M", "--preset 590M --seed 1", false});
   return out;
 }
@@ -157,9 +157,13 @@ std::vector<ValidationRow> run_validation(const std::string& wafer, const std::v
     row.predicted_mb = v.plan.peak_mb;
     row.ranked = v.ranked;
     row.plan = v.plan;
-    parse_metrics(read_file(out + "/metrics.jsonl"), 2, v.plan.opts.batch * v.plan.opts.micro_batches * v.plan.opts.seq,
-                  &row.measured_step_s, &row.measured_mb);
+    const std::string metrics = read_file(out + "/metrics.jsonl");
+    parse_metrics(metrics, 2, v.plan.opts.batch * v.plan.opts.micro_batches * v.plan.opts.seq, &row.measured_step_s,
+                  &row.measured_mb);
     rows.push_back(row);
+    // Keep the metrics and the log; the checkpoints are not needed (590M's: 7 GB with AdamW's state).
+    write_file_atomic(out + ".metrics.jsonl", metrics);
+    std::filesystem::remove_all(out);
     if (!v.init_flags.empty()) std::filesystem::remove_all(model);  // 590M: 2.4 GB
   }
   return rows;

@@ -39,10 +39,11 @@ std::vector<ValidationCase> validation_cases(const Machine& m, int top);
 // More ranks than cores on one node (the 590M case: 4 ranks on 2 cores). The node is modelled
 // with a device per rank at a whole core's rate (shared_by_ranks), so a rank that computes runs
 // at its core's pace; the step is then the longer of that schedule's makespan and the job's
-// whole work spread over the cores (oversubscribed_step): a rank waiting in the pipeline gives
-// its core to a busy one, so the bubble costs nothing while any rank has work.
+// whole work spread over the cores at the machine's shared-core efficiency (oversubscribed_step):
+// a rank waiting in the pipeline gives its core to a busy one, so the bubble costs nothing while
+// any rank has work, but ranks time-sliced on a core run slower in all than one rank would.
 Machine shared_by_ranks(const Machine& m, int ranks);
-double oversubscribed_step(const PlanResult& p, int cores);
+double oversubscribed_step(const PlanResult& p, int cores, double shared_core_eff);
 // The `wafer train` command line of a case (mpirun for more than one rank).
 std::string validation_command(const std::string& wafer, const ValidationCase& v, const std::string& model_dir,
                                const std::string& data, const std::string& out, int steps);
