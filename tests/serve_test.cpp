@@ -17,7 +17,11 @@
 #include <sstream>
 #include <thread>
 
+#include "core/dtype.h"
 #include "infer/kv_cache.h"
+#include "kernels/cpu/attention_rows.h"
+#include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/rows_matmul.h"
 #include "model/batch_forward.h"
 #include "model/forward.h"
@@ -63,6 +67,79 @@ TEST(RowsMatmul, RowsAreIndependentOfTheBatchAndMatchTheNaiveProduct) {
       }
     }
   }
+}
+
+TEST(RowsMatmul, Bf16WeightsRowsAreIndependentOfTheBatch) {
+  for (int64_t OC : {48, 200}) {
+    const int64_t C = 37, N = 16;
+    auto x = test::randn(size_t(N * C), 5), w = test::randn(size_t(C * OC), 6);
+    std::vector<uint16_t> w16(w.size());
+    convert_to_bf16(w16.data(), w.data(), int64_t(w.size()));
+    std::vector<float> all(static_cast<size_t>(N * OC)), one(static_cast<size_t>(OC));
+    rows_matmul(all.data(), x.data(), WeightView(w.data(), w16.data()), nullptr, N, C, OC);
+    for (int64_t n = 0; n < N; ++n) {
+      rows_matmul(one.data(), x.data() + n * C, WeightView(w.data(), w16.data()), nullptr, 1, C, OC);
+      EXPECT_EQ(0, std::memcmp(one.data(), all.data() + n * OC, size_t(OC) * 4)) << "row " << n << " OC " << OC;
+    }
+    rows_matmul_transposed(all.data(), x.data(), WeightView(w.data(), w16.data()), N, C, OC, 1.0f);  // w as [OC, C]
+    for (int64_t n = 0; n < N; ++n) {
+      rows_matmul_transposed(one.data(), x.data() + n * C, WeightView(w.data(), w16.data()), 1, C, OC, 1.0f);
+      EXPECT_EQ(0, std::memcmp(one.data(), all.data() + n * OC, size_t(OC) * 4)) << "head row " << n;
+      for (int64_t v = 0; v < OC; ++v) {  // within bf16's rounding of the activations (AVX512-BF16 products)
+        double ref = 0;
+        for (int64_t c = 0; c < C; ++c) ref += double(x[size_t(n * C + c)]) * bf16_to_f32(w16[size_t(v * C + c)]);
+        ASSERT_NEAR(all[size_t(n * OC + v)], ref, 0.1) << n << "," << v;
+      }
+    }
+  }
+}
+
+// Per-token attention over KV slots: a row's result does not depend on the rows beside it, the
+// AVX-512 path gives the portable path's bits, and both match a float64 softmax.
+TEST(AttentionRows, RowsAreIndependentOfTheBatchAndEveryIsaGivesTheSameBits) {
+  const int64_t H = 2, D = 40, slots = 3, Tmax = 24, N = 6;  // D = 40: a 16-lane tail
+  RowsAttentionShape s;
+  s.N = N, s.H = H, s.D = D, s.q_row = 3 * H * D, s.kv_row = H * D, s.slot_stride = Tmax * H * D;
+  s.scale = 1.0f / std::sqrt(float(D));
+  auto q = test::randn(size_t(N * s.q_row), 11), k = test::randn(size_t(slots * s.slot_stride), 12),
+       v = test::randn(size_t(slots * s.slot_stride), 13);
+  const std::vector<int32_t> slot = {0, 2, 1, 0, 2, 1}, pos = {0, 5, 23, 17, 1, 9};
+  auto run = [&](int64_t first, int64_t n) {
+    RowsAttentionShape t = s;
+    t.N = n;
+    std::vector<float> out(static_cast<size_t>(n * H * D));
+    attention_rows_forward(out.data(), q.data() + first * s.q_row, k.data(), v.data(), slot.data() + first,
+                           pos.data() + first, t);
+    return out;
+  };
+  const std::vector<float> all = run(0, N);
+  for (int64_t n = 0; n < N; ++n) {
+    const std::vector<float> one = run(n, 1);
+    EXPECT_EQ(0, std::memcmp(one.data(), all.data() + n * H * D, one.size() * 4)) << "row " << n;
+    for (int64_t h = 0; h < H; ++h) {  // float64 reference
+      const int64_t T = pos[size_t(n)] + 1;
+      std::vector<double> p(static_cast<size_t>(T));
+      double mx = -1e300, sum = 0;
+      for (int64_t j = 0; j < T; ++j) {
+        double d = 0;
+        for (int64_t e = 0; e < D; ++e)
+          d += double(q[size_t(n * s.q_row + h * D + e)]) * k[size_t(slot[size_t(n)] * s.slot_stride + j * s.kv_row + h * D + e)];
+        p[size_t(j)] = d * s.scale, mx = std::max(mx, p[size_t(j)]);
+      }
+      for (auto& x : p) sum += x = std::exp(x - mx);
+      for (int64_t e = 0; e < D; ++e) {
+        double o = 0;
+        for (int64_t j = 0; j < T; ++j)
+          o += p[size_t(j)] * v[size_t(slot[size_t(n)] * s.slot_stride + j * s.kv_row + h * D + e)];
+        ASSERT_NEAR(all[size_t(n * H * D + h * D + e)], o / sum, 1e-5) << n << "," << h << "," << e;
+      }
+    }
+  }
+  const Isa saved = kernel_isa();
+  set_kernel_isa(Isa::Generic);
+  const std::vector<float> generic = run(0, N);
+  set_kernel_isa(saved);
+  EXPECT_EQ(0, std::memcmp(generic.data(), all.data(), all.size() * 4));
 }
 
 ModelConfig tiny_config() {

@@ -14,11 +14,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
 #include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/gemm.h"
 
 namespace wafer {
 
@@ -219,19 +221,21 @@ template <int NR, int VR, typename W>
     for (int k = 0; k < VR; ++k) out[r * V + v + k] = scale * hsum(acc[r][k]);
 }
 
-template <int VR, typename W>
-[[WAFER_AVX512]] void head_rows_vr_avx512(float* out, const float* x, const W* w, int64_t N, int64_t C, int64_t V,
-                                          int64_t v, float scale) {
-  for (int64_t n = 0; n < N; n += 4) {
-    float* o = out + n * V;
-    const float* xn = x + n * C;
-    switch (std::min<int64_t>(4, N - n)) {
-      case 4: head_tile_avx512<4, VR>(o, xn, w, C, V, v, scale); break;
-      case 3: head_tile_avx512<3, VR>(o, xn, w, C, V, v, scale); break;
-      case 2: head_tile_avx512<2, VR>(o, xn, w, C, V, v, scale); break;
-      default: head_tile_avx512<1, VR>(o, xn, w, C, V, v, scale); break;
+// Rows [0, N) in tiles of at most 4: tile(std::integral_constant<int, NR>{}, first row) for each.
+template <typename Tile>
+inline void in_row_tiles(int64_t N, Tile&& tile) {
+  for (int64_t n = 0; n < N; n += 4) switch (std::min<int64_t>(4, N - n)) {
+      case 4: tile(std::integral_constant<int, 4>{}, n); break;
+      case 3: tile(std::integral_constant<int, 3>{}, n); break;
+      case 2: tile(std::integral_constant<int, 2>{}, n); break;
+      default: tile(std::integral_constant<int, 1>{}, n); break;
     }
-  }
+}
+
+template <int VR, typename W>
+void head_rows_vr_avx512(float* out, const float* x, const W* w, int64_t N, int64_t C, int64_t V, int64_t v,
+                         float scale) {
+  in_row_tiles(N, [&](auto nr, int64_t n) { head_tile_avx512<nr.value, VR>(out + n * V, x + n * C, w, C, V, v, scale); });
 }
 
 template <typename W>
@@ -240,6 +244,56 @@ template <typename W>
   int64_t v = v0;
   for (; v + 4 <= v1; v += 4) head_rows_vr_avx512<4>(out, x, w, N, C, V, v, scale);
   for (; v < v1; ++v) head_rows_vr_avx512<1>(out, x, w, N, C, V, v, scale);
+}
+
+// ---- AVX512-BF16: the head over bf16 weights by bf16 dot products ----
+// The activations are rounded to bf16 once per call (round to nearest even), then each output is
+// 16 lanes of vdpbf16ps (a pair of products per lane per instruction, c ascending in steps of 32),
+// then hsum's fixed tree. Twice the multiply-adds of an fp32 FMA per instruction and no
+// conversion of the weights: the weight rows [v, 0..C) are already pairs along c.
+
+#define WAFER_AVX512BF16 gnu::target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")
+
+template <int NR, int VR>
+[[WAFER_AVX512BF16]] void head_tile_bf16dp(float* out, const uint16_t* x16, const uint16_t* w, int64_t C, int64_t V,
+                                           int64_t v, float scale) {
+  __m512 acc[NR][VR];
+#pragma GCC unroll 16
+  for (int r = 0; r < NR; ++r)
+    for (int k = 0; k < VR; ++k) acc[r][k] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < C; c += 32) {
+    const int64_t left = C - c;
+    const __mmask32 m = left >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << left) - 1);
+    __m512bh wv[VR];
+#pragma GCC unroll 4
+    for (int k = 0; k < VR; ++k) wv[k] = (__m512bh)_mm512_maskz_loadu_epi16(m, w + (v + k) * C + c);
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; ++r) {
+      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(m, x16 + r * C + c);
+#pragma GCC unroll 4
+      for (int k = 0; k < VR; ++k) acc[r][k] = _mm512_dpbf16_ps(acc[r][k], xv, wv[k]);
+    }
+  }
+  for (int r = 0; r < NR; ++r)
+    for (int k = 0; k < VR; ++k) out[r * V + v + k] = scale * hsum(acc[r][k]);
+}
+
+template <int VR>
+void head_rows_vr_bf16dp(float* out, const uint16_t* x16, const uint16_t* w, int64_t N, int64_t C, int64_t V,
+                         int64_t v, float scale) {
+  in_row_tiles(N, [&](auto nr, int64_t n) { head_tile_bf16dp<nr.value, VR>(out + n * V, x16 + n * C, w, C, V, v, scale); });
+}
+
+void head_rows_bf16dp(float* out, const uint16_t* x16, const uint16_t* w, int64_t N, int64_t C,
+                                           int64_t V, int64_t v0, int64_t v1, float scale) {
+  int64_t v = v0;
+  for (; v + 4 <= v1; v += 4) head_rows_vr_bf16dp<4>(out, x16, w, N, C, V, v, scale);
+  for (; v < v1; ++v) head_rows_vr_bf16dp<1>(out, x16, w, N, C, V, v, scale);
+}
+
+bool bf16_dot_products() {
+  static const bool has = __builtin_cpu_supports("avx512bf16") != 0;
+  return has && kernel_isa() == Isa::Avx512;
 }
 
 // ---- threading: fixed blocks of the output, independent of N ----
@@ -268,6 +322,17 @@ void rows_matmul_impl(float* out, const float* x, const W* w, const float* bias,
 
 template <typename W>
 void rows_head_impl(float* out, const float* x, const W* w, int64_t N, int64_t C, int64_t V, float scale) {
+  if constexpr (std::is_same_v<W, uint16_t>) {
+    if (bf16_dot_products()) {
+      std::vector<uint16_t> x16(static_cast<size_t>(N * C));
+      convert_to_bf16(x16.data(), x, N * C);
+      const int64_t nb = (V + kVocabBlock - 1) / kVocabBlock;
+#pragma omp parallel for schedule(static)
+      for (int64_t b = 0; b < nb; ++b)
+        head_rows_bf16dp(out, x16.data(), w, N, C, V, b * kVocabBlock, std::min(V, (b + 1) * kVocabBlock), scale);
+      return;
+    }
+  }
   const Isa isa = kernel_isa();
   const auto rows =
       isa == Isa::Avx512 ? head_rows_avx512<W> : isa == Isa::Avx2 ? head_rows_avx2<W> : head_rows_generic<W>;
