@@ -1,8 +1,9 @@
 """Prints bench/run.sh's results as markdown tables. Usage: python3 report.py RESULTS_DIR
 
 The folder holds one JSON file per measure, as bench/run.sh names them: ceilings.json;
-trainK.name ("model|BxT"), trainK.wafer-{fp32,bf16}.json, trainK.torch.{passive,spin}.json;
-inferR.wafer-{fp32,bf16}.json and inferR.torch.{passive,spin}.json for rounds R = 1, 2, ...; tok.wafer.json, tok.js.json;
+trainK.name ("model|BxT"), trainK.wafer-{fp32,bf16}.json, trainK.torch{,-bf16}.{passive,spin}.json (-bf16:
+autocast); inferR.wafer-{fp32,bf16,q8_0,q4_0,q4_k}.json and inferR.torch{,-bf16}.{passive,spin}.json for rounds
+R = 1, 2, ...; tok.wafer.json, tok.js.json;
 noisy.txt (the quiet-machine warnings, empty when every measure started on an idle machine).
 """
 import datetime
@@ -59,53 +60,68 @@ print()
 
 # ---- training
 print("Training step (forward, backward, clipping, AdamW), tokens/s. FLOPs per token = 6N + 12·L·C·T "
-      "(N: parameters without position embeddings, the tied head once); % of the ceiling above.")
+      "(N: parameters without position embeddings, the tied head once); % of the ceiling above (bf16: the bf16 GEMM's).")
 print()
-print("| model | B×T | PyTorch fp32 | wafer fp32 | ratio | wafer bf16 | ratio vs PyTorch fp32 "
-      "| wafer fp32 GFLOP/s | wafer bf16 GFLOP/s | peak MB PyTorch / wafer fp32 / bf16 |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+print("| model | B×T | PyTorch fp32 | PyTorch bf16 autocast | wafer fp32 | vs PyTorch fp32 | wafer bf16 "
+      "| vs PyTorch bf16 | wafer fp32 GFLOP/s | wafer bf16 GFLOP/s | peak MB PyTorch fp32 / bf16 / wafer fp32 / bf16 |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 for name_file in sorted(glob.glob(os.path.join(d, "train*.name"))):
     k = os.path.basename(name_file)[: -len(".name")]
     model, bt = open(name_file).read().strip().split("|")
     w32, w16 = load(f"{k}.wafer-fp32.json"), load(f"{k}.wafer-bf16.json")
     t, _ = torch_best(f"{k}.torch", lambda j: j["train"]["tokens_per_s"])
-    tt, a, b = t["train"]["tokens_per_s"], w32["train"], w16["train"]
+    t16, _ = torch_best(f"{k}.torch-bf16", lambda j: j["train"]["tokens_per_s"])
+    tt, tb, a, b = t["train"]["tokens_per_s"], t16["train"]["tokens_per_s"], w32["train"], w16["train"]
     b_ceiling = bf16 if w16.get("precision") == "bf16" and bf16 else sgemm
-    print(f"| {model} | {bt.replace('x', '×')} | {tt:.1f} | {a['tokens_per_s']:.1f} | {a['tokens_per_s'] / tt:.2f}× "
-          f"| {b['tokens_per_s']:.1f} | {b['tokens_per_s'] / tt:.2f}× "
+    print(f"| {model} | {bt.replace('x', '×')} | {tt:.1f} | {tb:.1f} | {a['tokens_per_s']:.1f} | {a['tokens_per_s'] / tt:.2f}× "
+          f"| {b['tokens_per_s']:.1f} | {b['tokens_per_s'] / tb:.2f}× "
           f"| {a['gflops_per_s']:.0f} ({100 * a['gflops_per_s'] / sgemm:.0f}%) "
           f"| {b['gflops_per_s']:.0f} ({100 * b['gflops_per_s'] / b_ceiling:.0f}%) "
-          f"| {t['train']['peak_rss_mb']:,.0f} / {a['peak_rss_mb']:,.0f} / {b['peak_rss_mb']:,.0f} |")
+          f"| {t['train']['peak_rss_mb']:,.0f} / {t16['train']['peak_rss_mb']:,.0f} / {a['peak_rss_mb']:,.0f} "
+          f"/ {b['peak_rss_mb']:,.0f} |")
 print()
 
 # ---- inference (each measure: the best of the rounds; PyTorch: of both thread policies too)
-w32s, w16s = rounds("wafer-fp32"), rounds("wafer-bf16")
-torch_runs = [r for k in range(1, len(w32s) + 1) for r in torch_best(f"infer{k}.torch", lambda j: 0)[1]]
-print(f"Inference, Cerebras-GPT 111M, batch 1, tokens/s, best of {len(w32s)} rounds. Prefill FLOPs = "
+formats = ["fp32", "bf16", "q8_0", "q4_0", "q4_k"]
+wafer = {f: rounds(f"wafer-{f}") for f in formats}
+wafer = {f: r for f, r in wafer.items() if r}  # a format this run did not measure is left out
+torch_runs = {p: [r for k in range(1, len(wafer["fp32"]) + 1) for r in torch_best(f"infer{k}.{n}", lambda j: 0)[1]]
+              for p, n in (("fp32", "torch"), ("bf16", "torch-bf16"))}
+print(f"Inference, Cerebras-GPT 111M, batch 1, tokens/s, best of {len(wafer['fp32'])} rounds. Prefill FLOPs = "
       "T·(2N' + 4·L·C·T) + 2·V·C (N': block parameters; the head for the last position only); decode reads "
-      "every weight matrix once per token (GB/s = those bytes / time).")
+      "every weight matrix once per token, at the format's size.")
 print()
-print("| measure | PyTorch fp32 | wafer fp32 | ratio | wafer bf16 | ratio vs PyTorch fp32 | wafer fp32 achieved | wafer bf16 achieved |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
-b_ceiling = bf16 if w16s[0].get("precision") == "bf16" and bf16 else sgemm
-for T in w32s[0]["prefill"]:
-    tt = best_of(torch_runs, lambda j: j["prefill"][T]["tokens_per_s"])["prefill"][T]["tokens_per_s"]
-    a = best_of(w32s, lambda j: j["prefill"][T]["tokens_per_s"])["prefill"][T]
-    b = best_of(w16s, lambda j: j["prefill"][T]["tokens_per_s"])["prefill"][T]
-    print(f"| prefill {T} | {tt:.1f} | {a['tokens_per_s']:.1f} | {a['tokens_per_s'] / tt:.2f}× | {b['tokens_per_s']:.1f} "
-          f"| {b['tokens_per_s'] / tt:.2f}× | {a['gflops_per_s']:.0f} GFLOP/s ({100 * a['gflops_per_s'] / sgemm:.0f}%) "
-          f"| {b['gflops_per_s']:.0f} GFLOP/s ({100 * b['gflops_per_s'] / b_ceiling:.0f}%) |")
-tt = best_of(torch_runs, lambda j: j["decode"]["tokens_per_s"])["decode"]["tokens_per_s"]
-a = best_of(w32s, lambda j: j["decode"]["tokens_per_s"])["decode"]
-b = best_of(w16s, lambda j: j["decode"]["tokens_per_s"])["decode"]
-print(f"| decode | {tt:.1f} | {a['tokens_per_s']:.1f} | {a['tokens_per_s'] / tt:.2f}× | {b['tokens_per_s']:.1f} "
-      f"| {b['tokens_per_s'] / tt:.2f}× | {a['gb_per_s']:.1f} GB/s ({100 * a['gb_per_s'] / read:.0f}%) "
-      f"| {b['gb_per_s']:.1f} GB/s ({100 * b['gb_per_s'] / read:.0f}%) |")
-print(f"| decode ceiling (read GB/s ÷ weight bytes) | | {read * 1e9 / a['weight_bytes_per_token']:.1f} | "
-      f"| {read * 1e9 / b['weight_bytes_per_token']:.1f} | | | |")
+print("| measure | PyTorch fp32 | PyTorch bf16 autocast | " + " | ".join(f"wafer {f}" for f in wafer) + " | wafer best vs PyTorch best |")
+print("|---|---:|---:|" + "---:|" * len(wafer) + "---:|")
+measures = [(f"prefill {T}", lambda j, T=T: j["prefill"][T]["tokens_per_s"]) for T in wafer["fp32"][0]["prefill"]]
+measures.append(("decode", lambda j: j["decode"]["tokens_per_s"]))
+for label, pick in measures:
+    tp = {p: pick(best_of(r, pick)) for p, r in torch_runs.items()}
+    wp = {f: pick(best_of(r, pick)) for f, r in wafer.items()}
+    print(f"| {label} | {tp['fp32']:.1f} | {tp['bf16']:.1f} | " + " | ".join(f"{v:.1f}" for v in wp.values())
+          + f" | {max(wp.values()) / max(tp.values()):.2f}× |")
+print()
+print("Each wafer path against its ceiling, same run: prefill GFLOP/s against the GEMM ceiling (fp32: sgemm; "
+      "bf16 and the integer formats: the bf16 GEMM, the fastest this machine has); decode GB/s of weights "
+      "against a read of the same number of bytes (a small model's quantized weights stay in cache).")
+print()
+print("| measure | " + " | ".join(f"wafer {f}" for f in wafer) + " |")
+print("|---|" + "---|" * len(wafer))
+for T in wafer["fp32"][0]["prefill"]:
+    cells = []
+    for f, r in wafer.items():
+        x = best_of(r, lambda j: j["prefill"][T]["tokens_per_s"])["prefill"][T]
+        ceiling = sgemm if f == "fp32" or not bf16 else bf16
+        cells.append(f"{x['gflops_per_s']:.0f} GFLOP/s ({100 * x['gflops_per_s'] / ceiling:.0f}%)")
+    print(f"| prefill {T} | " + " | ".join(cells) + " |")
+cells = []
+for f, r in wafer.items():
+    x = best_of(r, lambda j: j["decode"]["tokens_per_s"])["decode"]
+    ws = x.get("read_gb_per_s_at_weight_size", read)
+    cells.append(f"{x['gb_per_s']:.1f} of {ws:.1f} GB/s ({100 * x['gb_per_s'] / ws:.0f}%)")
+print("| decode | " + " | ".join(cells) + " |")
 peak = lambda runs: min(j["peak_rss_mb"] for j in runs)
-print(f"| peak MB | {peak(torch_runs):,.0f} | {peak(w32s):,.0f} | | {peak(w16s):,.0f} | | "
-      f"resident after load {w32s[0]['rss_mb']:,.0f} MB | resident after load {w16s[0]['rss_mb']:,.0f} MB |")
+print("| peak MB | " + " | ".join(f"{peak(r):,.0f}" for r in wafer.values()) + " |")
 print()
 
 # ---- tokenizer

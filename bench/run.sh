@@ -4,8 +4,10 @@
 # run. Prints a markdown table with ratios, achieved GFLOP/s and GB/s beside the ceilings
 # measured in the same run, and peak resident memory.
 #   training steps (forward, backward, clipping, AdamW): Cerebras-GPT 111M at 4x256, 4x64 and
-#     1x2048, GPT-2 124M at 4x64; wafer fp32 and bf16 against PyTorch fp32;
-#   prefill (128, 1024 tokens) and decode at batch 1 for 111M;
+#     1x2048, GPT-2 124M at 4x64; wafer fp32 and bf16 against PyTorch fp32 and PyTorch with bf16
+#     autocast;
+#   prefill (128, 1024 tokens) and decode at batch 1 for 111M: wafer fp32, bf16, q8_0, q4_0 and
+#     q4_k against PyTorch fp32 and bf16 autocast, each beside its ceiling;
 #   tokenizer MB/s on one thread against tiktoken (WebAssembly) and gpt-3-encoder.
 # PyTorch runs at its best: torch.set_num_threads(2), and each measure under both
 # OMP_WAIT_POLICY=PASSIVE and GOMP_SPINCOUNT=100000, keeping the faster. Every measure runs in
@@ -25,10 +27,12 @@ out=runs/bench  # every measure's JSON stays here; python3 bench/report.py runs/
 rm -rf "$out" && mkdir -p "$out"
 : > "$out/noisy.txt"
 quiet() { wait_for_quiet | tee -a "$out/noisy.txt" >&2; }
-torch_best() {  # torch_best NAME ARGS...: both thread policies, one JSON file each
+torch_best() {  # torch_best NAME ARGS...: both thread policies, one JSON file each, fp32 and bf16 autocast
   local name=$1; shift
   quiet; OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/torch_gpt2.py "$@" > "$out/$name.passive.json"
   quiet; GOMP_SPINCOUNT=100000 /usr/bin/python3 bench/torch_gpt2.py "$@" > "$out/$name.spin.json"
+  quiet; OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/torch_gpt2.py "$@" --autocast bf16 > "$out/$name-bf16.passive.json"
+  quiet; GOMP_SPINCOUNT=100000 /usr/bin/python3 bench/torch_gpt2.py "$@" --autocast bf16 > "$out/$name-bf16.spin.json"
 }
 
 echo "bench: measuring the ceilings" >&2
@@ -61,7 +65,7 @@ done
 # that the idle check cannot see: two rounds, alternating the programs, each measure's best kept.
 echo "bench: prefill and decode" >&2
 for round in 1 2; do
-  for p in fp32 bf16; do
+  for p in fp32 bf16 q8_0 q4_0 q4_k; do
     quiet; build/wafer bench --preset 111M --prefill 128,1024 --decode-tokens 64 --precision "$p" --json \
       > "$out/infer$round.wafer-$p.json"
   done

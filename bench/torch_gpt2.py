@@ -2,7 +2,9 @@
 would for speed on Debian's torch 1.13 (fused QKV nn.Linear, batched matmul attention, a KV
 cache for decoding, no autograd for inference; torch.optim.AdamW and clip_grad_norm_ for
 training), on torch.set_num_threads(2). The caller sets the OpenMP wait policy (bench/run.sh
-runs both OMP_WAIT_POLICY=PASSIVE and GOMP_SPINCOUNT=100000 and keeps the better).
+runs both OMP_WAIT_POLICY=PASSIVE and GOMP_SPINCOUNT=100000 and keeps the better). With
+--autocast bf16 the forward passes run under torch.autocast("cpu", dtype=torch.bfloat16), as
+PyTorch's CPU mixed precision is meant to be used (master weights and the optimizer in fp32).
 
 Prints one JSON object: prefill tokens/s per length, decode tokens/s at batch 1; or with
 --train BxT, training tokens/s of full steps (forward, backward, clipping, AdamW); and the
@@ -10,6 +12,7 @@ process's peak resident memory.
 Usage: OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 torch_gpt2.py --layers 10 --d 768 --heads 12
 """
 import argparse
+import contextlib
 import json
 import math
 import time
@@ -63,6 +66,13 @@ class GPT2(nn.Module):
         return x @ self.wte.weight.T
 
 
+def precision(a):
+    """The autocast context of --autocast (nothing for fp32)."""
+    if a.autocast == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def train(m, a):
     import resource
     B, T = (int(x) for x in a.train.split("x"))
@@ -72,8 +82,9 @@ def train(m, a):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        logits = m(x)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        with precision(a):
+            logits = m(x)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
@@ -83,7 +94,7 @@ def train(m, a):
     for _ in range(a.train_steps):
         step()
     per_step = (time.perf_counter() - t0) / a.train_steps
-    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "train": {
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(), "autocast": a.autocast, "train": {
         "batch": B, "seq": T, "seconds_per_step": per_step, "tokens_per_s": B * T / per_step,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}}
 
@@ -102,6 +113,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--train", default="")
     ap.add_argument("--train-steps", type=int, default=3)
+    ap.add_argument("--autocast", default="none", choices=["none", "bf16"], help="bf16: torch.autocast on the CPU")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -110,8 +122,8 @@ def main():
         print(json.dumps(train(m, a)))
         return
     m = m.eval()
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "prefill": {}}
-    with torch.no_grad():
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads(), "autocast": a.autocast, "prefill": {}}
+    with torch.no_grad(), precision(a):
         for T in (int(t) for t in a.prefill.split(",")):
             ids = torch.randint(0, a.vocab, (1, T))
             m(ids, last_only=True)  # warm-up

@@ -81,12 +81,12 @@ class Hosts {
   bool ok() const { return ok_; }
   const std::string& why() const { return why_; }
   static std::string address(int i) { return "10.77.0." + std::to_string(i + 1); }
-  // `env` then mpirun started on host 0, one rank per host, running `command` (ended after 150 s:
-  // a hang fails the test rather than stalling the suite).
-  std::string mpirun(const std::string& command, const std::string& env = "") const {
+  // `env` then mpirun started on host 0, one rank per host, running `command` (ended after
+  // `limit_s`, 150 s by default: a hang fails the test rather than stalling the suite).
+  std::string mpirun(const std::string& command, const std::string& env = "", int limit_s = 150) const {
     const std::string enter = harness() + "/enter.sh";
     return "WFMH_PREFIX=" + prefix_ + " OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " +
-           env + " timeout -k 5 150 " + enter + " " + address(0) + " mpirun -np " + std::to_string(n_) + " --hostfile " + hostfile_ +
+           env + " timeout -k 5 " + std::to_string(limit_s) + " " + enter + " " + address(0) + " mpirun -np " + std::to_string(n_) + " --hostfile " + hostfile_ +
            " --mca plm_rsh_agent " + enter + kMpiNetwork + " -x OMP_NUM_THREADS" +
            (env.empty() ? "" : " -x " + env.substr(0, env.find('='))) + " " + command;
   }
@@ -209,7 +209,17 @@ void lose_host_mid_step(const std::string& how) {
               std::chrono::duration<double>(clock_type::now() - t0).count());
 
   if (how == "link") run_command(h.sh("link " + h.prefix() + " 1 up"));
-  auto again = run_command(h.mpirun(test::wafer_binary() + train_args(run) + " --dp 2 --resume"));
+  // The resumed job normally ends in about 5 s. Under a loaded suite, mpirun sometimes never
+  // started it: no daemon on the host that was lost, no rank, no output, mpirun waiting in its
+  // event loop for good (seen in 3 of about 20 runs; a fresh mpirun started beside it ran).
+  // That is OpenMPI's launcher, not wafer, so one silent launch that ends in the time limit is
+  // retried; a second one, or any output, fails the test.
+  auto again = run_command(h.mpirun(test::wafer_binary() + train_args(run) + " --dp 2 --resume", "", 60));
+  if (again.exit_code == 124 && again.err.empty() && again.out.empty()) {
+    std::printf("[multihost] mpirun did not start the resumed job in 60 s; launching it again\n");
+    EXPECT_EQ(h.wait_empty(10), "");
+    again = run_command(h.mpirun(test::wafer_binary() + train_args(run) + " --dp 2 --resume"));
+  }
   ASSERT_EQ(again.exit_code, 0) << again.err;
   expect_training_matches_reference(run, "resumed after losing a host by " + how);
   EXPECT_EQ(h.wait_empty(10), "");

@@ -70,16 +70,21 @@ TEST(RowsMatmul, RowsAreIndependentOfTheBatchAndMatchTheNaiveProduct) {
 }
 
 TEST(RowsMatmul, Bf16WeightsRowsAreIndependentOfTheBatch) {
-  for (int64_t OC : {48, 200}) {
-    const int64_t C = 37, N = 16;
-    auto x = test::randn(size_t(N * C), 5), w = test::randn(size_t(C * OC), 6);
+  for (auto [C, OC] : {std::pair<int64_t, int64_t>{37, 48}, {37, 200}, {64, 100}}) {  // odd C: a row paired with 0
+    const int64_t N = 16;
+    auto x = test::randn(size_t(N * C), 5), w = test::randn(size_t(C * OC), 6), bias = test::randn(size_t(OC), 7);
     std::vector<uint16_t> w16(w.size());
     convert_to_bf16(w16.data(), w.data(), int64_t(w.size()));
     std::vector<float> all(static_cast<size_t>(N * OC)), one(static_cast<size_t>(OC));
-    rows_matmul(all.data(), x.data(), WeightView(w.data(), w16.data()), nullptr, N, C, OC);
+    rows_matmul(all.data(), x.data(), WeightView(w.data(), w16.data()), bias.data(), N, C, OC);
     for (int64_t n = 0; n < N; ++n) {
-      rows_matmul(one.data(), x.data() + n * C, WeightView(w.data(), w16.data()), nullptr, 1, C, OC);
+      rows_matmul(one.data(), x.data() + n * C, WeightView(w.data(), w16.data()), bias.data(), 1, C, OC);
       EXPECT_EQ(0, std::memcmp(one.data(), all.data() + n * OC, size_t(OC) * 4)) << "row " << n << " OC " << OC;
+      for (int64_t o = 0; o < OC; ++o) {  // within bf16's rounding of the activations
+        double ref = bias[size_t(o)];
+        for (int64_t c = 0; c < C; ++c) ref += double(x[size_t(n * C + c)]) * bf16_to_f32(w16[size_t(c * OC + o)]);
+        ASSERT_NEAR(all[size_t(n * OC + o)], ref, 0.1) << n << "," << o << " C " << C;
+      }
     }
     rows_matmul_transposed(all.data(), x.data(), WeightView(w.data(), w16.data()), N, C, OC, 1.0f);  // w as [OC, C]
     for (int64_t n = 0; n < N; ++n) {

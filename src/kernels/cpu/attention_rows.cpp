@@ -29,6 +29,10 @@ WAFER_KERNEL float lane_dot(const float* a, const float* b, int64_t D) {
   return s[0];
 }
 
+WAFER_KERNEL void scores(float* p, const float* q, const float* k, int64_t T, int64_t stride, int64_t D, float scale) {
+  for (int64_t j = 0; j < T; ++j) p[j] = lane_dot(q, k + j * stride, D) * scale;
+}
+
 // o[0, D) = Σ_j p[j]·v[j·stride + e], ascending j.
 WAFER_KERNEL void weighted_sum(float* o, const float* p, const float* v, int64_t T, int64_t stride, int64_t D) {
   std::fill(o, o + D, 0.0f);
@@ -44,16 +48,42 @@ WAFER_KERNEL void weighted_sum(float* o, const float* p, const float* v, int64_t
   return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
 }
 
-[[WAFER_AVX512]] float lane_dot_avx512(const float* a, const float* b, int64_t D) {
-  __m512 s = _mm512_setzero_ps();
-  for (int64_t e = 0; e < D; e += 16) {
-    const __mmask16 m = tail_mask(D - e);
-    s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + e), _mm512_maskz_loadu_ps(m, b + e), s);  // masked lanes add 0·0
-  }
+// hsum's fixed tree of a 16-lane sum: (l, l+8), (l, l+4), (l, l+2), (l, l+1).
+[[WAFER_AVX512]] inline float tree_sum(__m512 s) {
   const __m256 s8 = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xff, s, 0), _mm512_maskz_extractf32x8_ps(0xff, s, 1));
-  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));           // (l, l+4)
-  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                                  // (l, l+2)
-  return _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));                                   // (l, l+1)
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  return _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
+}
+
+// p[j] = scale · q·k_j for j in [0, T): lane_dot's operations for each key, four keys at a time
+// (independent chains, so the FMAs and the trees overlap) and the keys ahead prefetched.
+[[WAFER_AVX512]] void scores_avx512(float* p, const float* q, const float* k, int64_t T, int64_t stride, int64_t D,
+                                    float scale) {
+  constexpr int64_t kAhead = 8;
+  int64_t j = 0;
+  for (; j + 4 <= T; j += 4) {
+    __m512 s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t e = 0; e < D; e += 16) {
+      const __mmask16 m = tail_mask(D - e);
+      const __m512 qv = _mm512_maskz_loadu_ps(m, q + e);
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; ++u) {
+        const float* kj = k + (j + u) * stride + e;
+        _mm_prefetch(reinterpret_cast<const char*>(kj + kAhead * stride), _MM_HINT_T0);
+        s[u] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kj), s[u]);  // masked lanes add 0·0
+      }
+    }
+    for (int u = 0; u < 4; ++u) p[j + u] = tree_sum(s[u]) * scale;
+  }
+  for (; j < T; ++j) {
+    __m512 s = _mm512_setzero_ps();
+    for (int64_t e = 0; e < D; e += 16) {
+      const __mmask16 m = tail_mask(D - e);
+      s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + e), _mm512_maskz_loadu_ps(m, k + j * stride + e), s);
+    }
+    p[j] = tree_sum(s) * scale;
+  }
 }
 
 // Up to 64 output elements in four registers across all the keys.
@@ -65,6 +95,8 @@ WAFER_KERNEL void weighted_sum(float* o, const float* p, const float* v, int64_t
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int64_t j = 0; j < T; ++j) {
       const float* vj = v + j * stride + e0;
+      for (int k = 0; k < 4 && 16 * k < D - e0; ++k)
+        _mm_prefetch(reinterpret_cast<const char*>(vj + 8 * stride + 16 * k), _MM_HINT_T0);
       const __m512 pj = _mm512_set1_ps(p[j]);
       for (int k = 0; k < 4; ++k) acc[k] = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m[k], vj + 16 * k), acc[k]);
     }
@@ -78,7 +110,7 @@ void attention_rows_forward(float* out, const float* q, const float* k, const fl
                             const int32_t* pos, const RowsAttentionShape& s) {
   const int64_t N = s.N, H = s.H, D = s.D;
   const bool avx512 = kernel_isa() == Isa::Avx512;
-  const auto dot = avx512 ? lane_dot_avx512 : lane_dot;
+  const auto score = avx512 ? scores_avx512 : scores;
   const auto wsum = avx512 ? weighted_sum_avx512 : weighted_sum;
 #pragma omp parallel
   {
@@ -91,11 +123,8 @@ void attention_rows_forward(float* out, const float* q, const float* k, const fl
         const float* vs = v + slot[n] * s.slot_stride + h * D;
         const int64_t T = int64_t(pos[n]) + 1;
         p.resize(size_t(T));
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < T; ++j) {
-          p[size_t(j)] = dot(qi, ks + j * s.kv_row, D) * s.scale;
-          mx = std::max(mx, p[size_t(j)]);
-        }
+        score(p.data(), qi, ks, T, s.kv_row, D, s.scale);
+        const float mx = *std::max_element(p.begin(), p.end());
         float sum = 0.0f;
         for (int64_t j = 0; j < T; ++j) sum += p[size_t(j)] = std::exp(p[size_t(j)] - mx);
         float* o = out + n * H * D + h * D;

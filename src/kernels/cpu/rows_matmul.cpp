@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -291,6 +292,79 @@ void head_rows_bf16dp(float* out, const uint16_t* x16, const uint16_t* w, int64_
   for (; v < v1; ++v) head_rows_vr_bf16dp<1>(out, x16, w, N, C, V, v, scale);
 }
 
+// The block matrices, W[C, OC] in Conv1D's layout: rows c and c+1 interleaved on the fly
+// (vpunpck{l,h}wd within each 128-bit lane) give 16 (w[c, o], w[c+1, o]) pairs per register, so
+// one vdpbf16ps takes two input rows at once. Within a 32-column group, "lo" holds columns
+// 8k + 0..3 and "hi" 8k + 4..7 of each lane k; the columns are put back in order at the store.
+// Each output: 0, then one vdpbf16ps per pair of input rows in ascending c (an odd last row
+// paired with zeros), then + bias, for any number of rows: what makes it batch-invariant.
+template <int R>
+[[WAFER_AVX512BF16]] void fwd_tile_bf16dp(float* out, const uint16_t* x16, int64_t Cp, const uint16_t* w,
+                                          const float* bias, int64_t C, int64_t OC, int64_t j0) {
+  __mmask32 m[2];
+  for (int g = 0; g < 2; ++g) {
+    const int64_t left = OC - j0 - 32 * g;
+    m[g] = left <= 0 ? __mmask32(0) : left >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << left) - 1);
+  }
+  __m512 acc[R][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < 4; ++k) acc[r][k] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < C; c += 2) {
+    const uint16_t* w0 = w + c * OC + j0;
+    const bool pair = c + 1 < C;
+    __m512bh wp[4];
+#pragma GCC unroll 2
+    for (int g = 0; g < 2; ++g) {
+      const __m512i a = _mm512_maskz_loadu_epi16(m[g], w0 + 32 * g);
+      const __m512i b = _mm512_maskz_loadu_epi16(pair ? m[g] : __mmask32(0), w0 + OC + 32 * g);
+      wp[2 * g] = (__m512bh)_mm512_unpacklo_epi16(a, b);
+      wp[2 * g + 1] = (__m512bh)_mm512_unpackhi_epi16(a, b);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      uint32_t xp;
+      std::memcpy(&xp, x16 + r * Cp + c, 4);  // (x[c], x[c+1]); the row is padded to an even length
+      const __m512bh xb = (__m512bh)_mm512_set1_epi32(int32_t(xp));
+#pragma GCC unroll 4
+      for (int k = 0; k < 4; ++k) acc[r][k] = _mm512_dpbf16_ps(acc[r][k], xb, wp[k]);
+    }
+  }
+  // lo = columns {0-3, 8-11, 16-19, 24-27}, hi = {4-7, 12-15, 20-23, 28-31} of a group.
+  const __m512i first = _mm512_set_epi32(23, 22, 21, 20, 7, 6, 5, 4, 19, 18, 17, 16, 3, 2, 1, 0);
+  const __m512i second = _mm512_set_epi32(31, 30, 29, 28, 15, 14, 13, 12, 27, 26, 25, 24, 11, 10, 9, 8);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+    for (int g = 0; g < 2; ++g) {
+      const __m512 lo = acc[r][2 * g], hi = acc[r][2 * g + 1];
+      __m512 v[2] = {_mm512_permutex2var_ps(lo, first, hi), _mm512_permutex2var_ps(lo, second, hi)};
+      for (int h = 0; h < 2; ++h) {
+        const __mmask16 mk = __mmask16(m[g] >> (16 * h));
+        float* o = out + r * OC + j0 + 32 * g + 16 * h;
+        if (bias) v[h] = _mm512_add_ps(v[h], _mm512_maskz_loadu_ps(mk, bias + j0 + 32 * g + 16 * h));
+        _mm512_mask_storeu_ps(o, mk, v[h]);
+      }
+    }
+}
+
+[[WAFER_AVX512BF16]] void fwd_rows_bf16dp(float* out, const uint16_t* x16, int64_t Cp, const uint16_t* w,
+                                          const float* bias, int64_t N, int64_t C, int64_t OC, int64_t j0,
+                                          int64_t j1) {
+  for (int64_t j = j0; j < j1; j += 64)
+    for (int64_t n = 0; n < N; n += 6) {
+      float* o = out + n * OC;
+      const uint16_t* xn = x16 + n * Cp;
+      switch (std::min<int64_t>(6, N - n)) {
+        case 6: fwd_tile_bf16dp<6>(o, xn, Cp, w, bias, C, OC, j); break;
+        case 5: fwd_tile_bf16dp<5>(o, xn, Cp, w, bias, C, OC, j); break;
+        case 4: fwd_tile_bf16dp<4>(o, xn, Cp, w, bias, C, OC, j); break;
+        case 3: fwd_tile_bf16dp<3>(o, xn, Cp, w, bias, C, OC, j); break;
+        case 2: fwd_tile_bf16dp<2>(o, xn, Cp, w, bias, C, OC, j); break;
+        default: fwd_tile_bf16dp<1>(o, xn, Cp, w, bias, C, OC, j); break;
+      }
+    }
+}
+
 bool bf16_dot_products() {
   static const bool has = __builtin_cpu_supports("avx512bf16") != 0;
   return has && kernel_isa() == Isa::Avx512;
@@ -304,6 +378,21 @@ constexpr int64_t kStreamRows = 4;  // up to this many rows: fwd_stream_avx512
 
 template <typename W>
 void rows_matmul_impl(float* out, const float* x, const W* w, const float* bias, int64_t N, int64_t C, int64_t OC) {
+  if constexpr (std::is_same_v<W, uint16_t>) {
+    if (bf16_dot_products()) {  // every N through the same tiles: rows [n, C) rounded to bf16, padded even
+      const int64_t Cp = C + (C & 1);
+      std::vector<uint16_t> x16(static_cast<size_t>(N * Cp), 0);
+      if (Cp == C)
+        convert_to_bf16(x16.data(), x, N * C);
+      else
+        for (int64_t n = 0; n < N; ++n) convert_to_bf16(x16.data() + n * Cp, x + n * C, C);
+      const int64_t nb = (OC + kColBlock - 1) / kColBlock;
+#pragma omp parallel for schedule(static)
+      for (int64_t b = 0; b < nb; ++b)
+        fwd_rows_bf16dp(out, x16.data(), Cp, w, bias, N, C, OC, b * kColBlock, std::min(OC, (b + 1) * kColBlock));
+      return;
+    }
+  }
   const Isa isa = kernel_isa();
   const auto rows = isa == Isa::Avx512 ? fwd_rows_avx512<W> : isa == Isa::Avx2 ? fwd_rows_avx2<W> : fwd_rows_generic<W>;
   if (isa == Isa::Avx512 && N <= kStreamRows) {  // decode: one contiguous column range per thread
