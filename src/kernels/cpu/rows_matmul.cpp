@@ -218,7 +218,9 @@ template <int NR, int VR, typename W>
       for (int k = 0; k < VR; ++k) acc[r][k] = _mm512_fmadd_ps(wv[k], xv, acc[r][k]);
     }
   }
+#pragma GCC unroll 16  // indexed by constants, so the accumulators stay in registers (not spilled)
   for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 4
     for (int k = 0; k < VR; ++k) out[r * V + v + k] = scale * hsum(acc[r][k]);
 }
 
@@ -267,7 +269,10 @@ template <int NR, int VR>
     const __mmask32 m = left >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << left) - 1);
     __m512bh wv[VR];
 #pragma GCC unroll 4
-    for (int k = 0; k < VR; ++k) wv[k] = (__m512bh)_mm512_maskz_loadu_epi16(m, w + (v + k) * C + c);
+    for (int k = 0; k < VR; ++k) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + (v + VR + k) * C + c), _MM_HINT_T0);  // the next rows
+      wv[k] = (__m512bh)_mm512_maskz_loadu_epi16(m, w + (v + k) * C + c);
+    }
 #pragma GCC unroll 4
     for (int r = 0; r < NR; ++r) {
       const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(m, x16 + r * C + c);
@@ -275,7 +280,9 @@ template <int NR, int VR>
       for (int k = 0; k < VR; ++k) acc[r][k] = _mm512_dpbf16_ps(acc[r][k], xv, wv[k]);
     }
   }
+#pragma GCC unroll 16  // indexed by constants, so the accumulators stay in registers (not spilled)
   for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 4
     for (int k = 0; k < VR; ++k) out[r * V + v + k] = scale * hsum(acc[r][k]);
 }
 
@@ -313,6 +320,10 @@ template <int R>
   for (int64_t c = 0; c < C; c += 2) {
     const uint16_t* w0 = w + c * OC + j0;
     const bool pair = c + 1 < C;
+    for (int64_t ahead = 8; ahead < 10; ++ahead) {  // rows c+8, c+9 (their 128 bytes): rows OC apart
+      _mm_prefetch(reinterpret_cast<const char*>(w0 + ahead * OC), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w0 + ahead * OC + 32), _MM_HINT_T0);
+    }
     __m512bh wp[4];
 #pragma GCC unroll 2
     for (int g = 0; g < 2; ++g) {
