@@ -320,10 +320,6 @@ template <int R>
   for (int64_t c = 0; c < C; c += 2) {
     const uint16_t* w0 = w + c * OC + j0;
     const bool pair = c + 1 < C;
-    for (int64_t ahead = 8; ahead < 10; ++ahead) {  // rows c+8, c+9 (their 128 bytes): rows OC apart
-      _mm_prefetch(reinterpret_cast<const char*>(w0 + ahead * OC), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(w0 + ahead * OC + 32), _MM_HINT_T0);
-    }
     __m512bh wp[4];
 #pragma GCC unroll 2
     for (int g = 0; g < 2; ++g) {
