@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/lane_sums.h"
 
 namespace wafer {
 
@@ -24,9 +25,7 @@ namespace {
 WAFER_KERNEL float lane_dot(const float* a, const float* b, int64_t D) {
   float s[16] = {};
   for (int64_t e = 0; e < D; ++e) s[e % 16] = std::fma(a[e], b[e], s[e % 16]);
-  for (int w = 8; w >= 1; w /= 2)
-    for (int l = 0; l < w; ++l) s[l] += s[l + w];
-  return s[0];
+  return tree16(s);
 }
 
 WAFER_KERNEL void scores(float* p, const float* q, const float* k, int64_t T, int64_t stride, int64_t D, float scale) {
@@ -44,46 +43,35 @@ WAFER_KERNEL void weighted_sum(float* o, const float* p, const float* v, int64_t
 
 #define WAFER_AVX512 gnu::target("avx512f,avx512dq,avx512vl,fma")
 
-[[WAFER_AVX512]] inline __mmask16 tail_mask(int64_t left) {
-  return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+// Scores of keys [j, j + U) (U = 4, or 1 for the last few): lane_dot's operations for each key,
+// U independent chains at once, so the FMAs and the trees overlap; the keys ahead prefetched.
+template <int U>
+[[WAFER_AVX512]] inline void score_keys(float* p, const float* q, const float* k, int64_t j, int64_t stride, int64_t D,
+                                        float scale) {
+  constexpr int64_t kAhead = 8;
+  __m512 s[U];
+#pragma GCC unroll 4
+  for (int u = 0; u < U; ++u) s[u] = _mm512_setzero_ps();
+  for (int64_t e = 0; e < D; e += 16) {
+    const __mmask16 m = lane_mask(D - e);
+    const __m512 qv = _mm512_maskz_loadu_ps(m, q + e);
+#pragma GCC unroll 4
+    for (int u = 0; u < U; ++u) {
+      const float* kj = k + (j + u) * stride + e;
+      _mm_prefetch(reinterpret_cast<const char*>(kj + kAhead * stride), _MM_HINT_T0);
+      s[u] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kj), s[u]);  // masked lanes add 0·0
+    }
+  }
+#pragma GCC unroll 4
+  for (int u = 0; u < U; ++u) p[j + u] = tree16(s[u]) * scale;
 }
 
-// hsum's fixed tree of a 16-lane sum: (l, l+8), (l, l+4), (l, l+2), (l, l+1).
-[[WAFER_AVX512]] inline float tree_sum(__m512 s) {
-  const __m256 s8 = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xff, s, 0), _mm512_maskz_extractf32x8_ps(0xff, s, 1));
-  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  return _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
-}
-
-// p[j] = scale · q·k_j for j in [0, T): lane_dot's operations for each key, four keys at a time
-// (independent chains, so the FMAs and the trees overlap) and the keys ahead prefetched.
+// p[j] = scale · q·k_j for j in [0, T).
 [[WAFER_AVX512]] void scores_avx512(float* p, const float* q, const float* k, int64_t T, int64_t stride, int64_t D,
                                     float scale) {
-  constexpr int64_t kAhead = 8;
   int64_t j = 0;
-  for (; j + 4 <= T; j += 4) {
-    __m512 s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    for (int64_t e = 0; e < D; e += 16) {
-      const __mmask16 m = tail_mask(D - e);
-      const __m512 qv = _mm512_maskz_loadu_ps(m, q + e);
-#pragma GCC unroll 4
-      for (int u = 0; u < 4; ++u) {
-        const float* kj = k + (j + u) * stride + e;
-        _mm_prefetch(reinterpret_cast<const char*>(kj + kAhead * stride), _MM_HINT_T0);
-        s[u] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kj), s[u]);  // masked lanes add 0·0
-      }
-    }
-    for (int u = 0; u < 4; ++u) p[j + u] = tree_sum(s[u]) * scale;
-  }
-  for (; j < T; ++j) {
-    __m512 s = _mm512_setzero_ps();
-    for (int64_t e = 0; e < D; e += 16) {
-      const __mmask16 m = tail_mask(D - e);
-      s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + e), _mm512_maskz_loadu_ps(m, k + j * stride + e), s);
-    }
-    p[j] = tree_sum(s) * scale;
-  }
+  for (; j + 4 <= T; j += 4) score_keys<4>(p, q, k, j, stride, D, scale);
+  for (; j < T; ++j) score_keys<1>(p, q, k, j, stride, D, scale);
 }
 
 // Up to 64 output elements in four registers across all the keys.
@@ -91,7 +79,7 @@ WAFER_KERNEL void weighted_sum(float* o, const float* p, const float* v, int64_t
                                           int64_t D) {
   for (int64_t e0 = 0; e0 < D; e0 += 64) {
     __mmask16 m[4];
-    for (int k = 0; k < 4; ++k) m[k] = D - e0 - 16 * k > 0 ? tail_mask(D - e0 - 16 * k) : __mmask16(0);
+    for (int k = 0; k < 4; ++k) m[k] = lane_mask(D - e0 - 16 * k);
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int64_t j = 0; j < T; ++j) {
       const float* vj = v + j * stride + e0;

@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/lane_sums.h"
 
 namespace wafer {
 
@@ -42,13 +43,6 @@ template <typename W>
     }
     for (int64_t j = j0; j < j1; ++j) out[n * OC + j] = acc[size_t(j - j0)] + (bias ? bias[j] : 0.0f);
   }
-}
-
-// Σ of 16 lane sums by a fixed tree: (l, l+8), then (l, l+4), (l, l+2), (l, l+1).
-inline float tree16(float* s) {
-  for (int w = 8; w >= 1; w /= 2)
-    for (int l = 0; l < w; ++l) s[l] += s[l + w];
-  return s[0];
 }
 
 template <typename W>
@@ -87,19 +81,10 @@ void head_rows_generic(float* out, const float* x, const W* w, int64_t N, int64_
 
 #define WAFER_AVX512 gnu::target("avx512f,avx512bw,avx512vl,avx512dq,fma")
 
-inline __mmask16 lane_mask(int64_t left) {
-  return left <= 0 ? __mmask16(0) : left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-}
 [[WAFER_AVX512]] inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
 [[WAFER_AVX512]] inline __m512 load16(const uint16_t* p, __mmask16 m) {
   const __m256i h = _mm256_maskz_loadu_epi16(m, p);
   return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, h), 16));
-}
-[[WAFER_AVX512]] inline float hsum(__m512 v) {
-  const __m256 s8 = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xff, v, 0), _mm512_maskz_extractf32x8_ps(0xff, v, 1));
-  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-  return _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
 }
 
 // out rows [0, R) × columns [j0, j0 + 64) ∩ [0, OC): 4R accumulators in registers.
@@ -136,22 +121,35 @@ template <int R, typename W>
     }
 }
 
-template <typename W>
-[[WAFER_AVX512]] void fwd_rows_avx512(float* out, const float* x, const W* w, const float* bias, int64_t N, int64_t C,
-                                      int64_t OC, int64_t j0, int64_t j1) {
-  for (int64_t j = j0; j < j1; j += 64)
-    for (int64_t n = 0; n < N; n += 6) {
-      float* o = out + n * OC;
-      const float* xn = x + n * C;
-      switch (std::min<int64_t>(6, N - n)) {
-        case 6: fwd_tile_avx512<6>(o, xn, w, bias, C, OC, j); break;
-        case 5: fwd_tile_avx512<5>(o, xn, w, bias, C, OC, j); break;
-        case 4: fwd_tile_avx512<4>(o, xn, w, bias, C, OC, j); break;
-        case 3: fwd_tile_avx512<3>(o, xn, w, bias, C, OC, j); break;
-        case 2: fwd_tile_avx512<2>(o, xn, w, bias, C, OC, j); break;
-        default: fwd_tile_avx512<1>(o, xn, w, bias, C, OC, j); break;
-      }
+// Rows [0, N) in tiles of at most Max (4 or 6): tile(std::integral_constant<int, R>{}, first row)
+// for each, R the tile's rows (a compile-time constant, so its accumulators are registers).
+template <int Max, typename Tile>
+inline void in_row_tiles(int64_t N, const Tile& tile) {
+  static_assert(Max == 4 || Max == 6);
+  for (int64_t n = 0; n < N; n += Max) switch (std::min<int64_t>(Max, N - n)) {
+      case 6: if constexpr (Max == 6) tile(std::integral_constant<int, 6>{}, n); break;
+      case 5: if constexpr (Max == 6) tile(std::integral_constant<int, 5>{}, n); break;
+      case 4: tile(std::integral_constant<int, 4>{}, n); break;
+      case 3: tile(std::integral_constant<int, 3>{}, n); break;
+      case 2: tile(std::integral_constant<int, 2>{}, n); break;
+      default: tile(std::integral_constant<int, 1>{}, n); break;
     }
+}
+
+// Vocabulary rows [v0, v1) in groups of 4, then one at a time: group(std::integral_constant<int,
+// VR>{}, first row).
+template <typename Group>
+inline void in_vocab_groups(int64_t v0, int64_t v1, const Group& group) {
+  int64_t v = v0;
+  for (; v + 4 <= v1; v += 4) group(std::integral_constant<int, 4>{}, v);
+  for (; v < v1; ++v) group(std::integral_constant<int, 1>{}, v);
+}
+
+template <typename W>
+void fwd_rows_avx512(float* out, const float* x, const W* w, const float* bias, int64_t N, int64_t C, int64_t OC,
+                     int64_t j0, int64_t j1) {
+  for (int64_t j = j0; j < j1; j += 64)
+    in_row_tiles<6>(N, [&](auto r, int64_t n) { fwd_tile_avx512<r.value>(out + n * OC, x + n * C, w, bias, C, OC, j); });
 }
 
 // Few rows (decode): the thread's columns [j0, j1) of each weight row are read in one
@@ -188,14 +186,10 @@ template <int R, typename W>
 }
 
 template <typename W>
-[[WAFER_AVX512]] void fwd_stream_rows_avx512(float* out, const float* x, const W* w, const float* bias, int64_t N,
-                                             int64_t C, int64_t OC, int64_t j0, int64_t j1) {
-  switch (N) {
-    case 4: return fwd_stream_avx512<4>(out, x, w, bias, C, OC, j0, j1);
-    case 3: return fwd_stream_avx512<3>(out, x, w, bias, C, OC, j0, j1);
-    case 2: return fwd_stream_avx512<2>(out, x, w, bias, C, OC, j0, j1);
-    default: return fwd_stream_avx512<1>(out, x, w, bias, C, OC, j0, j1);
-  }
+void fwd_stream_rows_avx512(float* out, const float* x, const W* w, const float* bias, int64_t N, int64_t C,
+                            int64_t OC, int64_t j0, int64_t j1) {
+  WAFER_ASSERT(N <= 4);  // one tile of all N rows
+  in_row_tiles<4>(N, [&](auto r, int64_t) { fwd_stream_avx512<r.value>(out, x, w, bias, C, OC, j0, j1); });
 }
 
 // out rows [0, NR) × vocabulary rows [v, v + VR): NR·VR accumulators of 16 lanes over c.
@@ -221,38 +215,23 @@ template <int NR, int VR, typename W>
 #pragma GCC unroll 16  // indexed by constants, so the accumulators stay in registers (not spilled)
   for (int r = 0; r < NR; ++r)
 #pragma GCC unroll 4
-    for (int k = 0; k < VR; ++k) out[r * V + v + k] = scale * hsum(acc[r][k]);
-}
-
-// Rows [0, N) in tiles of at most 4: tile(std::integral_constant<int, NR>{}, first row) for each.
-template <typename Tile>
-inline void in_row_tiles(int64_t N, Tile&& tile) {
-  for (int64_t n = 0; n < N; n += 4) switch (std::min<int64_t>(4, N - n)) {
-      case 4: tile(std::integral_constant<int, 4>{}, n); break;
-      case 3: tile(std::integral_constant<int, 3>{}, n); break;
-      case 2: tile(std::integral_constant<int, 2>{}, n); break;
-      default: tile(std::integral_constant<int, 1>{}, n); break;
-    }
-}
-
-template <int VR, typename W>
-void head_rows_vr_avx512(float* out, const float* x, const W* w, int64_t N, int64_t C, int64_t V, int64_t v,
-                         float scale) {
-  in_row_tiles(N, [&](auto nr, int64_t n) { head_tile_avx512<nr.value, VR>(out + n * V, x + n * C, w, C, V, v, scale); });
+    for (int k = 0; k < VR; ++k) out[r * V + v + k] = scale * tree16(acc[r][k]);
 }
 
 template <typename W>
-[[WAFER_AVX512]] void head_rows_avx512(float* out, const float* x, const W* w, int64_t N, int64_t C, int64_t V,
-                                       int64_t v0, int64_t v1, float scale) {
-  int64_t v = v0;
-  for (; v + 4 <= v1; v += 4) head_rows_vr_avx512<4>(out, x, w, N, C, V, v, scale);
-  for (; v < v1; ++v) head_rows_vr_avx512<1>(out, x, w, N, C, V, v, scale);
+void head_rows_avx512(float* out, const float* x, const W* w, int64_t N, int64_t C, int64_t V, int64_t v0, int64_t v1,
+                      float scale) {
+  in_vocab_groups(v0, v1, [&](auto vr, int64_t v) {
+    in_row_tiles<4>(N, [&](auto nr, int64_t n) {
+      head_tile_avx512<nr.value, vr.value>(out + n * V, x + n * C, w, C, V, v, scale);
+    });
+  });
 }
 
 // ---- AVX512-BF16: the head over bf16 weights by bf16 dot products ----
 // The activations are rounded to bf16 once per call (round to nearest even), then each output is
 // 16 lanes of vdpbf16ps (a pair of products per lane per instruction, c ascending in steps of 32),
-// then hsum's fixed tree. Twice the multiply-adds of an fp32 FMA per instruction and no
+// then tree16's fixed tree. Twice the multiply-adds of an fp32 FMA per instruction and no
 // conversion of the weights: the weight rows [v, 0..C) are already pairs along c.
 
 #define WAFER_AVX512BF16 gnu::target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")
@@ -265,8 +244,7 @@ template <int NR, int VR>
   for (int r = 0; r < NR; ++r)
     for (int k = 0; k < VR; ++k) acc[r][k] = _mm512_setzero_ps();
   for (int64_t c = 0; c < C; c += 32) {
-    const int64_t left = C - c;
-    const __mmask32 m = left >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << left) - 1);
+    const __mmask32 m = lane_mask32(C - c);
     __m512bh wv[VR];
 #pragma GCC unroll 4
     for (int k = 0; k < VR; ++k) {
@@ -283,20 +261,16 @@ template <int NR, int VR>
 #pragma GCC unroll 16  // indexed by constants, so the accumulators stay in registers (not spilled)
   for (int r = 0; r < NR; ++r)
 #pragma GCC unroll 4
-    for (int k = 0; k < VR; ++k) out[r * V + v + k] = scale * hsum(acc[r][k]);
+    for (int k = 0; k < VR; ++k) out[r * V + v + k] = scale * tree16(acc[r][k]);
 }
 
-template <int VR>
-void head_rows_vr_bf16dp(float* out, const uint16_t* x16, const uint16_t* w, int64_t N, int64_t C, int64_t V,
-                         int64_t v, float scale) {
-  in_row_tiles(N, [&](auto nr, int64_t n) { head_tile_bf16dp<nr.value, VR>(out + n * V, x16 + n * C, w, C, V, v, scale); });
-}
-
-void head_rows_bf16dp(float* out, const uint16_t* x16, const uint16_t* w, int64_t N, int64_t C,
-                                           int64_t V, int64_t v0, int64_t v1, float scale) {
-  int64_t v = v0;
-  for (; v + 4 <= v1; v += 4) head_rows_vr_bf16dp<4>(out, x16, w, N, C, V, v, scale);
-  for (; v < v1; ++v) head_rows_vr_bf16dp<1>(out, x16, w, N, C, V, v, scale);
+void head_rows_bf16dp(float* out, const uint16_t* x16, const uint16_t* w, int64_t N, int64_t C, int64_t V, int64_t v0,
+                      int64_t v1, float scale) {
+  in_vocab_groups(v0, v1, [&](auto vr, int64_t v) {
+    in_row_tiles<4>(N, [&](auto nr, int64_t n) {
+      head_tile_bf16dp<nr.value, vr.value>(out + n * V, x16 + n * C, w, C, V, v, scale);
+    });
+  });
 }
 
 // The block matrices, W[C, OC] in Conv1D's layout: rows c and c+1 interleaved on the fly
@@ -308,11 +282,7 @@ void head_rows_bf16dp(float* out, const uint16_t* x16, const uint16_t* w, int64_
 template <int R>
 [[WAFER_AVX512BF16]] void fwd_tile_bf16dp(float* out, const uint16_t* x16, int64_t Cp, const uint16_t* w,
                                           const float* bias, int64_t C, int64_t OC, int64_t j0) {
-  __mmask32 m[2];
-  for (int g = 0; g < 2; ++g) {
-    const int64_t left = OC - j0 - 32 * g;
-    m[g] = left <= 0 ? __mmask32(0) : left >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << left) - 1);
-  }
+  const __mmask32 m[2] = {lane_mask32(OC - j0), lane_mask32(OC - j0 - 32)};
   __m512 acc[R][4];
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -354,22 +324,12 @@ template <int R>
     }
 }
 
-[[WAFER_AVX512BF16]] void fwd_rows_bf16dp(float* out, const uint16_t* x16, int64_t Cp, const uint16_t* w,
-                                          const float* bias, int64_t N, int64_t C, int64_t OC, int64_t j0,
-                                          int64_t j1) {
+void fwd_rows_bf16dp(float* out, const uint16_t* x16, int64_t Cp, const uint16_t* w, const float* bias, int64_t N,
+                     int64_t C, int64_t OC, int64_t j0, int64_t j1) {
   for (int64_t j = j0; j < j1; j += 64)
-    for (int64_t n = 0; n < N; n += 6) {
-      float* o = out + n * OC;
-      const uint16_t* xn = x16 + n * Cp;
-      switch (std::min<int64_t>(6, N - n)) {
-        case 6: fwd_tile_bf16dp<6>(o, xn, Cp, w, bias, C, OC, j); break;
-        case 5: fwd_tile_bf16dp<5>(o, xn, Cp, w, bias, C, OC, j); break;
-        case 4: fwd_tile_bf16dp<4>(o, xn, Cp, w, bias, C, OC, j); break;
-        case 3: fwd_tile_bf16dp<3>(o, xn, Cp, w, bias, C, OC, j); break;
-        case 2: fwd_tile_bf16dp<2>(o, xn, Cp, w, bias, C, OC, j); break;
-        default: fwd_tile_bf16dp<1>(o, xn, Cp, w, bias, C, OC, j); break;
-      }
-    }
+    in_row_tiles<6>(N, [&](auto r, int64_t n) {
+      fwd_tile_bf16dp<r.value>(out + n * OC, x16 + n * Cp, Cp, w, bias, C, OC, j);
+    });
 }
 
 bool bf16_dot_products() {
@@ -383,20 +343,33 @@ constexpr int64_t kColBlock = 64;   // rows_matmul columns per block
 constexpr int64_t kVocabBlock = 64; // rows_matmul_transposed vocabulary rows per block
 constexpr int64_t kStreamRows = 4;  // up to this many rows: fwd_stream_avx512
 
+// f(b0, b1) for each block [b0, b1) of [0, n) cut every `block`, the blocks shared among threads.
+template <typename F>
+void in_fixed_blocks(int64_t n, int64_t block, const F& f) {
+  const int64_t nb = (n + block - 1) / block;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < nb; ++b) f(b * block, std::min(n, (b + 1) * block));
+}
+
+// x[N, C] rounded to bf16 (nearest even), each row padded with zeros to Cp >= C columns.
+std::vector<uint16_t> rows_to_bf16(const float* x, int64_t N, int64_t C, int64_t Cp) {
+  std::vector<uint16_t> x16(static_cast<size_t>(N * Cp), 0);
+  if (Cp == C)
+    convert_to_bf16(x16.data(), x, N * C);
+  else
+    for (int64_t n = 0; n < N; ++n) convert_to_bf16(x16.data() + n * Cp, x + n * C, C);
+  return x16;
+}
+
 template <typename W>
 void rows_matmul_impl(float* out, const float* x, const W* w, const float* bias, int64_t N, int64_t C, int64_t OC) {
   if constexpr (std::is_same_v<W, uint16_t>) {
-    if (bf16_dot_products()) {  // every N through the same tiles: rows [n, C) rounded to bf16, padded even
+    if (bf16_dot_products()) {  // every N through the same tiles, the rows padded to an even width
       const int64_t Cp = C + (C & 1);
-      std::vector<uint16_t> x16(static_cast<size_t>(N * Cp), 0);
-      if (Cp == C)
-        convert_to_bf16(x16.data(), x, N * C);
-      else
-        for (int64_t n = 0; n < N; ++n) convert_to_bf16(x16.data() + n * Cp, x + n * C, C);
-      const int64_t nb = (OC + kColBlock - 1) / kColBlock;
-#pragma omp parallel for schedule(static)
-      for (int64_t b = 0; b < nb; ++b)
-        fwd_rows_bf16dp(out, x16.data(), Cp, w, bias, N, C, OC, b * kColBlock, std::min(OC, (b + 1) * kColBlock));
+      const std::vector<uint16_t> x16 = rows_to_bf16(x, N, C, Cp);
+      in_fixed_blocks(OC, kColBlock, [&](int64_t j0, int64_t j1) {
+        fwd_rows_bf16dp(out, x16.data(), Cp, w, bias, N, C, OC, j0, j1);
+      });
       return;
     }
   }
@@ -411,30 +384,24 @@ void rows_matmul_impl(float* out, const float* x, const W* w, const float* bias,
     }
     return;
   }
-  const int64_t nb = (OC + kColBlock - 1) / kColBlock;
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < nb; ++b) rows(out, x, w, bias, N, C, OC, b * kColBlock, std::min(OC, (b + 1) * kColBlock));
+  in_fixed_blocks(OC, kColBlock, [&](int64_t j0, int64_t j1) { rows(out, x, w, bias, N, C, OC, j0, j1); });
 }
 
 template <typename W>
 void rows_head_impl(float* out, const float* x, const W* w, int64_t N, int64_t C, int64_t V, float scale) {
   if constexpr (std::is_same_v<W, uint16_t>) {
     if (bf16_dot_products()) {
-      std::vector<uint16_t> x16(static_cast<size_t>(N * C));
-      convert_to_bf16(x16.data(), x, N * C);
-      const int64_t nb = (V + kVocabBlock - 1) / kVocabBlock;
-#pragma omp parallel for schedule(static)
-      for (int64_t b = 0; b < nb; ++b)
-        head_rows_bf16dp(out, x16.data(), w, N, C, V, b * kVocabBlock, std::min(V, (b + 1) * kVocabBlock), scale);
+      const std::vector<uint16_t> x16 = rows_to_bf16(x, N, C, C);
+      in_fixed_blocks(V, kVocabBlock, [&](int64_t v0, int64_t v1) {
+        head_rows_bf16dp(out, x16.data(), w, N, C, V, v0, v1, scale);
+      });
       return;
     }
   }
   const Isa isa = kernel_isa();
   const auto rows =
       isa == Isa::Avx512 ? head_rows_avx512<W> : isa == Isa::Avx2 ? head_rows_avx2<W> : head_rows_generic<W>;
-  const int64_t nb = (V + kVocabBlock - 1) / kVocabBlock;
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < nb; ++b) rows(out, x, w, N, C, V, b * kVocabBlock, std::min(V, (b + 1) * kVocabBlock), scale);
+  in_fixed_blocks(V, kVocabBlock, [&](int64_t v0, int64_t v1) { rows(out, x, w, N, C, V, v0, v1, scale); });
 }
 
 }  // namespace
