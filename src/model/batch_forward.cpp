@@ -145,15 +145,9 @@ void BatchForward::tp_sum(float* y, int64_t n) {
 // shard (zero for the rest), tp rank 0 the positions, summed over the tp ranks.
 void BatchForward::embed(float* x, const TokenBatch& b) {
   const ModelConfig& c = m_.config;
-  const Shard& sh = m_.shard;
   const int64_t N = b.size(), C = c.n_embd;
   const float scale = float(c.mup_embeddings_scale);
-  if (const QuantMatrix* q = m_.weight(m_.w.wte).quant)
-    embedding_forward(x, b.tokens.data(), *q, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
-  else if (m_.fp32_matrices_released && !m_.params_bf16.empty())
-    embedding_forward(x, b.tokens.data(), m_.weight(m_.w.wte).bf16, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
-  else
-    embedding_forward(x, b.tokens.data(), m_.w.wte, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
+  embed_token_rows(m_, x, b.tokens.data(), N, scale);
   if (tp_.rank() == 0) position_embedding_forward(x, b.pos.data(), m_.w.wpe, N, C, scale);
   tp_sum(x, N * C);
 }

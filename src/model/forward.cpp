@@ -127,17 +127,11 @@ const float* ForwardPass::reduce_rows(float* partial, float* out, int64_t Ns) {
 // shards (each rank contributes the rows it holds, zero for the rest; positions come from tp rank 0).
 void ForwardPass::embed(float* x, const LocalBatch& b) {
   const ModelConfig& c = m_.config;
-  const Shard& sh = m_.shard;
   const int64_t N = b.rows(), C = c.n_embd, Ns = stage_rows(b);
   const float scale = float(c.mup_embeddings_scale);
   tmp_full_.resize(size_t(N * C));
   float* e = sp_ ? tmp_full_.data() : x;
-  if (const QuantMatrix* q = m_.weight(m_.w.wte).quant)  // quantized inference: dequantize each row
-    embedding_forward(e, b.tokens.data(), *q, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
-  else if (m_.fp32_matrices_released && !m_.params_bf16.empty())  // bf16 weights only: the bf16 table
-    embedding_forward(e, b.tokens.data(), m_.weight(m_.w.wte).bf16, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
-  else
-    embedding_forward(e, b.tokens.data(), m_.w.wte, sh.vocab_begin(), sh.vocab_rows(), N, C, scale);
+  embed_token_rows(m_, e, b.tokens.data(), N, scale);
   if (tp_.rank() == 0) position_embedding_forward(e, b.positions.data(), m_.w.wpe, N, C, scale);
   reduce_rows(e, x, Ns);
 }

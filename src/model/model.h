@@ -82,6 +82,10 @@ void release_fp32_matrices(Model& m);
 // into t's blocks, as q4_k's 256 on C = 1088, falls back to q8_0, as llama.cpp falls back), and
 // their fp32 pages are released. Requires fp32 (no bf16 copy); no training or saving afterwards.
 void quantize_matrices(Model& m, QuantType t);
+// out[N, C] = scale · the wte rows of tokens[N] in this rank's vocabulary shard (0 for the rest),
+// read from the copy the model keeps resident: the quantized rows, the bf16 copy once the fp32
+// matrices are released, or the fp32 table.
+void embed_token_rows(const Model& m, float* out, const int32_t* tokens, int64_t N, float scale);
 
 struct InitOptions {
   uint64_t seed = 1234;

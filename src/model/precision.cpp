@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "kernels/cpu/embedding.h"
 #include "model/memory.h"
 #include "model/model.h"
 
@@ -97,6 +98,18 @@ void quantize_matrices(Model& m, QuantType t) {
   if (m.w.lm_head && m.w.lm_head != m.w.wte) head(m.w.lm_head, true);
   // Matrices left in fp32 (rows not a multiple of 32) are still read from params.
   m.fp32_matrices_released = true;
+}
+
+void embed_token_rows(const Model& m, float* out, const int32_t* tokens, int64_t N, float scale) {
+  const Shard& sh = m.shard;
+  const int64_t v0 = sh.vocab_begin(), Vl = sh.vocab_rows(), C = m.config.n_embd;
+  const WeightView wte = m.weight(m.w.wte);
+  if (wte.quant)  // quantized inference: dequantize each row
+    embedding_forward(out, tokens, *wte.quant, v0, Vl, N, C, scale);
+  else if (m.fp32_matrices_released && wte.bf16)  // bf16 weights only: the bf16 table
+    embedding_forward(out, tokens, wte.bf16, v0, Vl, N, C, scale);
+  else
+    embedding_forward(out, tokens, m.w.wte, v0, Vl, N, C, scale);
 }
 
 }  // namespace wafer
