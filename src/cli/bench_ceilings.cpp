@@ -17,6 +17,7 @@
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/gelu.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/matmul.h"
 #include "plan/machine.h"
 
 namespace wafer::cli {
@@ -122,23 +123,20 @@ double concurrent_gemm_gflops(int procs, double seconds) {
       const int64_t R = 256, C = 1536;
       struct Linear {
         int64_t IC, OC;
-        std::vector<float> x, w, y, dw;
+        std::vector<float> x, w, y, dx, dw;
       };
       std::vector<Linear> ls;
       for (int layer = 0; layer < 2; ++layer)
         for (auto [IC, OC] : {std::pair<int64_t, int64_t>{C, 3 * C / 2}, {C / 2, C}, {C, 2 * C}, {2 * C, C}})
           ls.push_back({IC, OC, std::vector<float>(size_t(R * IC), 0.5f), std::vector<float>(size_t(IC * OC), 0.01f),
-                        std::vector<float>(size_t(R * OC)), std::vector<float>(size_t(IC * OC))});
+                        std::vector<float>(size_t(R * OC)), std::vector<float>(size_t(R * IC)),
+                        std::vector<float>(size_t(IC * OC))});
       double flops = 0;
       const auto t0 = Clock::now();
       while (seconds_since(t0) < seconds)
-        for (Linear& l : ls) {
-          gemm(Precision::F32, R, l.OC, l.IC, 1.0f, {l.x.data(), nullptr, l.IC, false}, {l.w.data(), nullptr, l.OC, false},
-               0.0f, l.y.data(), l.OC);
-          gemm(Precision::F32, R, l.IC, l.OC, 1.0f, {l.y.data(), nullptr, l.OC, false}, {l.w.data(), nullptr, l.OC, true},
-               1.0f, l.x.data(), l.IC);
-          gemm(Precision::F32, l.IC, l.OC, R, 1.0f, {l.x.data(), nullptr, l.IC, true}, {l.y.data(), nullptr, l.OC, false},
-               1.0f, l.dw.data(), l.OC);
+        for (Linear& l : ls) {  // the trainer's own products (y as the output gradient)
+          matmul_forward(l.y.data(), l.x.data(), l.w.data(), nullptr, R, l.IC, l.OC);
+          matmul_backward(l.dx.data(), l.dw.data(), nullptr, l.y.data(), l.x.data(), l.w.data(), R, l.IC, l.OC);
           flops += 6.0 * double(R * l.IC * l.OC);
         }
       const double rate = flops / seconds_since(t0) / 1e9;
