@@ -24,6 +24,6 @@ timed bash scripts/build.sh build-asan -DWAFER_SANITIZE=ON -DWAFER_NATIVE=OFF
 # the same code paths run under the sanitizers in the single-host mpirun tests.
 (cd build-asan && ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 timed ctest -j2 --output-on-failure -L mpi)
 # The file loaders under libFuzzer (fuzz/): each harness replays its regression inputs, then
-# fuzzes for 30 s from a fixed random seed, so every run tries the same inputs in the same order;
+# fuzzes for 15 s from a fixed random seed, so every run tries the same inputs in the same order;
 # scripts/fuzz.sh alone fuzzes from fresh seeds, which is how new findings are made.
-WAFER_FUZZ_SEED=${WAFER_FUZZ_SEED:-1} WAFER_FUZZ_SECONDS=${WAFER_FUZZ_SECONDS:-30} timed bash scripts/fuzz.sh build-fuzz
+WAFER_FUZZ_SEED=${WAFER_FUZZ_SEED:-1} WAFER_FUZZ_SECONDS=${WAFER_FUZZ_SECONDS:-15} timed bash scripts/fuzz.sh build-fuzz

@@ -208,18 +208,12 @@ void lose_host_mid_step(const std::string& how) {
   std::printf("[multihost] host lost by %s: mpirun returned %.1f s later (%.1f s after the start)\n", how.c_str(), after,
               std::chrono::duration<double>(clock_type::now() - t0).count());
 
-  if (how == "link") run_command(h.sh("link " + h.prefix() + " 1 up"));
-  // The resumed job normally ends in about 5 s. Under a loaded suite, mpirun sometimes never
-  // started it: no daemon on the host that was lost, no rank, no output, mpirun waiting in its
-  // event loop for good (seen in 3 of about 20 runs; a fresh mpirun started beside it ran).
-  // That is OpenMPI's launcher, not wafer, so one silent launch that ends in the time limit is
-  // retried; a second one, or any output, fails the test.
-  auto again = run_command(h.mpirun(test::wafer_binary() + train_args(run) + " --dp 2 --resume", "", 60));
-  if (again.exit_code == 124 && again.err.empty() && again.out.empty()) {
-    std::printf("[multihost] mpirun did not start the resumed job in 60 s; launching it again\n");
-    EXPECT_EQ(h.wait_empty(10), "");
-    again = run_command(h.mpirun(test::wafer_binary() + train_args(run) + " --dp 2 --resume"));
+  if (how == "link") {
+    // Returns once the two hosts reach each other again (see hosts.sh's wait_reachable).
+    auto up = run_command(h.sh("link " + h.prefix() + " 1 up"));
+    ASSERT_EQ(up.exit_code, 0) << up.err;
   }
+  auto again = run_command(h.mpirun(test::wafer_binary() + train_args(run) + " --dp 2 --resume"));
   ASSERT_EQ(again.exit_code, 0) << again.err;
   expect_training_matches_reference(run, "resumed after losing a host by " + how);
   EXPECT_EQ(h.wait_empty(10), "");

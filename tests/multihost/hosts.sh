@@ -9,7 +9,7 @@
 #   hosts.sh up PREFIX N        make the hosts (fails, printing why, where namespaces can't be made)
 #   hosts.sh down PREFIX        kill what runs in them and remove the hosts and the bridge
 #   hosts.sh shape PREFIX       latency 2 ms (netem, where the kernel has it), 1% loss, 400 Mbit/s
-#   hosts.sh link PREFIX I up|down
+#   hosts.sh link PREFIX I up|down   (up returns once host I and host 0 reach each other)
 #   hosts.sh kill PREFIX I      SIGKILL every process of host I
 #   hosts.sh pids PREFIX        the processes still running in any of the hosts (none: empty)
 #   hosts.sh sweep              remove the hosts of runs whose process is gone
@@ -25,6 +25,24 @@ in_ns() {
   local ns=$1
   shift
   nsenter --net="/run/netns/$ns" "$@"
+}
+# Succeeds once host $1 reaches address $2: a TCP connection to a port nobody listens on is
+# refused (a host that cannot be reached answers "No route to host", or nothing).
+reaches() {
+  in_ns "$1" env LC_ALL=C timeout 1 bash -c "exec 3<>/dev/tcp/$2/9" 2>&1 | grep -q 'Connection refused'
+}
+# After `link up` the hosts' neighbour entries for each other are still the failed ones of the
+# outage, and a connection made in that window gets "No route to host". An mpirun started then
+# (the resume) sometimes never started its daemons: the remote daemon could not call back, and
+# mpirun hung on its way out. So `link up` returns only once both ends reach each other.
+wait_reachable() {
+  local t
+  for ((t = 0; t < 50; ++t)); do
+    if reaches "$1-h$2" 10.77.0.1 && reaches "$1-h0" "10.77.0.$(($2 + 1))"; then return 0; fi
+    sleep 0.2
+  done
+  echo "hosts.sh: host $2 and host 0 do not reach each other 10 s after the link came up" >&2
+  return 1
 }
 # up and down of concurrent test runs take turns: down removes the /run/netns mount point when
 # the last host is gone, and must not do so while another run is adding its first.
@@ -86,7 +104,10 @@ EOF
       fi
     done
     ;;
-  link) ip link set "$1-v$2" "$3" ;;
+  link)
+    ip link set "$1-v$2" "$3" || exit 1
+    [ "$3" != up ] || wait_reachable "$1" "$2"
+    ;;
   kill)
     pids=$(ip netns pids "$1-h$2")
     [ -n "$pids" ] && kill -9 $pids
