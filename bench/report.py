@@ -1,8 +1,8 @@
 """Prints bench/run.sh's results as markdown tables. Usage: python3 report.py RESULTS_DIR
 
 The folder holds one JSON file per measure, as bench/run.sh names them: ceilings.json;
-trainK.name ("model|BxT"), trainK.wafer-{fp32,bf16}.json, trainK.torch{,-bf16}.{passive,spin}.json (-bf16:
-autocast); inferR.wafer-{fp32,bf16,q8_0,q4_0,q4_k}.json and inferR.torch{,-bf16}.{passive,spin}.json for rounds
+trainK.name ("model|BxT"), trainK.wafer-{fp32,bf16}{,.2}.json (two runs, the better kept),
+trainK.torch{,-bf16}.{passive,spin}.json (-bf16: autocast); inferR.wafer-{fp32,bf16,q8_0,q4_0,q4_k}.json and inferR.torch{,-bf16}.{passive,spin}.json for rounds
 R = 1, 2, ...; tok.wafer.json, tok.js.json;
 noisy.txt (the quiet-machine warnings, empty when every measure started on an idle machine).
 """
@@ -68,7 +68,8 @@ print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 for name_file in sorted(glob.glob(os.path.join(d, "train*.name"))):
     k = os.path.basename(name_file)[: -len(".name")]
     model, bt = open(name_file).read().strip().split("|")
-    w32, w16 = load(f"{k}.wafer-fp32.json"), load(f"{k}.wafer-bf16.json")
+    w32, w16 = (best_of([load(os.path.basename(f)) for f in sorted(glob.glob(os.path.join(d, f"{k}.wafer-{p}*.json")))],
+                        lambda j: j["train"]["tokens_per_s"]) for p in ("fp32", "bf16"))
     t, _ = torch_best(f"{k}.torch", lambda j: j["train"]["tokens_per_s"])
     t16, _ = torch_best(f"{k}.torch-bf16", lambda j: j["train"]["tokens_per_s"])
     tt, tb, a, b = t["train"]["tokens_per_s"], t16["train"]["tokens_per_s"], w32["train"], w16["train"]
