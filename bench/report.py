@@ -2,8 +2,8 @@
 
 The folder holds one JSON file per measure, as bench/run.sh names them: ceilings.json;
 trainK.name ("model|BxT"), trainK.wafer-{fp32,bf16}{,.2}.json (two runs, the better kept),
-trainK.torch{,-bf16}.{passive,spin}.json (-bf16: autocast); inferR.wafer-{fp32,bf16,q8_0,q4_0,q4_k}.json and inferR.torch{,-bf16}.{passive,spin}.json for rounds
-R = 1, 2, ...; tok.wafer.json, tok.js.json;
+trainK.torch{,-bf16}.{passive,spin}.json (-bf16: autocast); inferR.wafer-{fp32,bf16,q8_0,q4_0,q4_k}.json
+and inferR.torch{,-bf16}.{passive,spin}.json for rounds R = 1, 2, ...; tok.wafer.json, tok.js.json;
 noisy.txt (the quiet-machine warnings, empty when every measure started on an idle machine).
 """
 import datetime
@@ -27,9 +27,14 @@ def torch_best(prefix, pick):
     return max(runs, key=pick), runs
 
 
+def loads(pattern):
+    """Every result file whose name matches the glob `pattern`, in name order."""
+    return [load(os.path.basename(f)) for f in sorted(glob.glob(os.path.join(d, pattern)))]
+
+
 def rounds(name):
     """The inference files of every round (infer1.NAME.json, infer2.NAME.json, ...)."""
-    return [load(os.path.basename(f)) for f in sorted(glob.glob(os.path.join(d, f"infer[0-9]*.{name}.json")))]
+    return loads(f"infer[0-9]*.{name}.json")
 
 
 def best_of(runs, pick):
@@ -68,8 +73,7 @@ print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 for name_file in sorted(glob.glob(os.path.join(d, "train*.name"))):
     k = os.path.basename(name_file)[: -len(".name")]
     model, bt = open(name_file).read().strip().split("|")
-    w32, w16 = (best_of([load(os.path.basename(f)) for f in sorted(glob.glob(os.path.join(d, f"{k}.wafer-{p}*.json")))],
-                        lambda j: j["train"]["tokens_per_s"]) for p in ("fp32", "bf16"))
+    w32, w16 = (best_of(loads(f"{k}.wafer-{p}*.json"), lambda j: j["train"]["tokens_per_s"]) for p in ("fp32", "bf16"))
     t, _ = torch_best(f"{k}.torch", lambda j: j["train"]["tokens_per_s"])
     t16, _ = torch_best(f"{k}.torch-bf16", lambda j: j["train"]["tokens_per_s"])
     tt, tb, a, b = t["train"]["tokens_per_s"], t16["train"]["tokens_per_s"], w32["train"], w16["train"]

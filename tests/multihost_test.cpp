@@ -81,12 +81,12 @@ class Hosts {
   bool ok() const { return ok_; }
   const std::string& why() const { return why_; }
   static std::string address(int i) { return "10.77.0." + std::to_string(i + 1); }
-  // `env` then mpirun started on host 0, one rank per host, running `command` (ended after
-  // `limit_s`, 150 s by default: a hang fails the test rather than stalling the suite).
-  std::string mpirun(const std::string& command, const std::string& env = "", int limit_s = 150) const {
+  // `env` then mpirun started on host 0, one rank per host, running `command` (ended after 150 s:
+  // a hang fails the test rather than stalling the suite).
+  std::string mpirun(const std::string& command, const std::string& env = "") const {
     const std::string enter = harness() + "/enter.sh";
     return "WFMH_PREFIX=" + prefix_ + " OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 " +
-           env + " timeout -k 5 " + std::to_string(limit_s) + " " + enter + " " + address(0) + " mpirun -np " + std::to_string(n_) + " --hostfile " + hostfile_ +
+           env + " timeout -k 5 150 " + enter + " " + address(0) + " mpirun -np " + std::to_string(n_) + " --hostfile " + hostfile_ +
            " --mca plm_rsh_agent " + enter + kMpiNetwork + " -x OMP_NUM_THREADS" +
            (env.empty() ? "" : " -x " + env.substr(0, env.find('='))) + " " + command;
   }
