@@ -164,6 +164,12 @@ TEST(Plan, MachinesRoundTripAndRejectNonsense) {
   EXPECT_DOUBLE_EQ(r.softmax_gelems, 0.4);  // per core
   EXPECT_DOUBLE_EQ(r.gelu_fwd_gelems, 1.5);
   EXPECT_DOUBLE_EQ(r.gelu_bwd_gelems, 1.0);
+  EXPECT_DOUBLE_EQ(r.threaded_rank_eff, 1.0);  // not measured: threads add up as processes do
+  EXPECT_DOUBLE_EQ(machine_from_ceilings(nlohmann::json::parse(
+                                             R"({"sgemm_gflops": 46, "read_gb_per_s": 12, "threaded_rank_gemm_eff": 0.9})"),
+                                         2, 24, "here")
+                       .threaded_rank_eff,
+                   0.9);
   // The efficiency curve: a large square GEMM near the maximum, a thin one far below.
   const Machine a = load_machine("a100-80gb");
   EXPECT_GT(a.gemm_efficiency(8192, 8192, 8192), 0.75);
@@ -204,6 +210,29 @@ TEST(Plan, PassesAreBoundByBytesOrTranscendentals) {
   const double bytes_only = plan_layouts(r).front().time.step;
   // 8 x 256 rows x 50,257 logits, two exp passes at 2 x 0.355 G/s: about 0.3 s more.
   EXPECT_GT(with_rates - bytes_only, 0.2);
+}
+
+TEST(Plan, ARankSpanningCoresLosesTheThreadedEfficiencyOnItsGemms) {
+  // One rank on a 2-core node whose threads reach half a process each computes its GEMMs and
+  // attention as one core does, and its memory passes at both cores' bandwidth: the same step as
+  // one rank on a 1-core node with twice the bandwidth and transcendental rates.
+  PlanRequest r = request("111M", "this");
+  r.tp = 1, r.pp = 1, r.cp = 1, r.dp = 1, r.zero = 0, r.micro_batches = 1, r.batch = 8;
+  r.recompute = Recompute::None, r.precision = Precision::F32;
+  const double whole = plan_layouts(r).front().time.step;
+  r.machine.threaded_rank_eff = 0.5;
+  const double threaded = plan_layouts(r).front().time.step;
+  PlanRequest one = r;
+  one.machine.devices_per_node = 1, one.machine.threaded_rank_eff = 1;
+  one.machine.mem_bw_gbs *= 2, one.machine.softmax_gelems *= 2;
+  one.machine.gelu_fwd_gelems *= 2, one.machine.gelu_bwd_gelems *= 2;
+  EXPECT_NEAR(threaded, plan_layouts(one).front().time.step, 1e-9 * threaded);
+  EXPECT_GT(threaded, 1.5 * whole);  // GEMMs are most of a step
+  // A rank per core is single-threaded: dp2 does not lose it.
+  r.dp = 2;
+  const double dp2 = plan_layouts(r).front().time.step;
+  r.machine.threaded_rank_eff = 1;
+  EXPECT_DOUBLE_EQ(plan_layouts(r).front().time.step, dp2);
 }
 
 TEST(Plan, WaferScaleModes) {
@@ -256,8 +285,8 @@ TEST(Plan, ValidationParsesMetricsAndPrintsTheTable) {
   EXPECT_DOUBLE_EQ(step, 1.5);
   EXPECT_DOUBLE_EQ(peak, 130);
   EXPECT_THROW(parse_metrics(jsonl, 3, 1024, &step, &peak), Error);
-  ValidationRow a{"tp1 pp1", 1.1, 1.0, 99, 100, true, {}}, b{"dp2", 2.0, 0.98, 50, 50, true, {}},
-      c{"590M tp2 pp2", 30, 20, 1000, 1050, false, {}};
+  ValidationRow a{"tp1 pp1", 1.1, 1.0, 99, 100, true, {}, {}}, b{"dp2", 2.0, 0.98, 50, 50, true, {}, {}},
+      c{"590M tp2 pp2", 30, 20, 1000, 1050, false, {}, {}};
   const std::string t = validation_table({a, b, c});
   EXPECT_NE(t.find("| tp1 pp1 | 1.100 | 1.000 | +10% | 99 | 100 | -1% |\n"), std::string::npos) << t;
   EXPECT_NE(t.find("| dp2 | 2.000 | 0.980 | +104% | 50 | 50 | +0% | outside the targets"), std::string::npos) << t;

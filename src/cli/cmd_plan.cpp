@@ -79,7 +79,7 @@ void add_plan_command(CLI::App& app) {
     int micro_batches = 0, tp = 0, pp = 0, cp = 0, dp = 0, zero = -1;
     bool sp = false, json = false, print_machine = false, published = false, validate = false;
     std::string data, work;
-    int validate_top = 5, steps = 5;
+    int validate_top = 5, steps = 5, rounds = 2;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("plan", "Rank every legal layout of a model on a machine: memory, step time, MFU");
@@ -116,6 +116,8 @@ void add_plan_command(CLI::App& app) {
   cmd->add_option("--work", o->work, "(--validate) folder for the runs (default: a new one under /tmp)");
   cmd->add_option("--validate-top", o->validate_top, "(--validate) layouts to run");
   cmd->add_option("--steps", o->steps, "(--validate) steps per run; the first two are not timed");
+  cmd->add_option("--validate-rounds", o->rounds,
+                  "(--validate) runs of each ranked layout, all once before any twice; the best is kept");
   cmd->callback([o] {
     const Machine mc = load_machine(o->published ? "a100-80gb" : o->machine);
     if (o->validate) {
@@ -130,7 +132,7 @@ void add_plan_command(CLI::App& app) {
       const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
       std::string data = o->data;
       if (data.empty()) data = prepare_default_corpus(self, work);
-      const auto rows = run_validation(self, validation_cases(mc, o->validate_top), data, work, o->steps);
+      const auto rows = run_validation(self, validation_cases(mc, o->validate_top), data, work, o->steps, o->rounds);
       if (o->json)
         std::printf("%s\n", validation_json(rows).dump(1).c_str());
       else

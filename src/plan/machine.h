@@ -38,6 +38,10 @@ struct Machine {
   // core. Processes time-sliced on a core evict each other's cached operands, so more ranks than
   // cores compute slower in all than the cores would alone (1: not measured, no loss).
   double shared_core_eff = 1;
+  // CPU nodes: the GEMM rate of one process with a thread per core against one single-threaded
+  // process per core. A rank spanning several cores splits each product among its threads, which
+  // pack operands apart and wait for each other (1: not measured, no loss).
+  double threaded_rank_eff = 1;
   bool wafer_scale = false;   // cs2: the layouts are the wafer's execution modes, not tp/pp/dp
   nlohmann::ordered_json extra;  // machine-specific figures (cs2: cores, SRAM per core, ...)
 
@@ -61,7 +65,7 @@ Machine load_machine(const std::string& name_or_file);
 std::vector<std::string> builtin_machine_names();
 // `wafer bench --ceilings` numbers (sgemm_gflops, bf16_gemm_gflops, read_gb_per_s, the fitted
 // sgemm_max_eff and sgemm_half_dim, the softmax and GELU rates, all measured with all `cores`,
-// and shared_core_gemm_eff) as one CPU node whose ranks (one per core) share its rates and its
+// shared_core_gemm_eff and threaded_rank_gemm_eff) as one CPU node whose ranks (one per core) share its rates and its
 // `mem_gb` of RAM.
 Machine machine_from_ceilings(const nlohmann::json& ceilings, int cores, double mem_gb, const std::string& name);
 

@@ -95,6 +95,9 @@ struct Ctx {
   const Machine& mc;
   int world, ranks_per_node;
   double share;  // devices' worth of compute and bandwidth per rank
+  // GEMM rate per rank in devices' worth: a rank spanning several cores of a CPU node runs them
+  // as threads of one process, which lose the machine's threaded_rank_eff against a process each.
+  double gemm_share() const { return share > 1 ? share * mc.threaded_rank_eff : share; }
 };
 
 // The link level a group of `size` ranks at `stride` spans.
@@ -103,7 +106,7 @@ const LinkLevel& link_of(const Ctx& x, int stride, int size) {
 }
 
 double gemm_s(const Ctx& x, double m, double n, double k) {
-  const double rate = x.mc.peak_tflops(x.r.precision) * 1e12 * x.share * x.mc.gemm_efficiency(m, n, k);
+  const double rate = x.mc.peak_tflops(x.r.precision) * 1e12 * x.gemm_share() * x.mc.gemm_efficiency(m, n, k);
   return 2.0 * m * n * k / rate;
 }
 
@@ -131,7 +134,7 @@ StageCost stage_cost(const Ctx& x, const MemoryOptions& o, int stage, const RowS
   const double gemm_f = gemm_s(x, N, 3 * Ca, C) + gemm_s(x, N, C, Ca) + gemm_s(x, N, Fl, C) + gemm_s(x, N, C, Fl);
   const double Tc = double(rs.Tc);
   const double attn_f = 2.0 * N * double(T) * Ca /
-                        (x.mc.peak_tflops(x.r.precision) * 1e12 * x.share * x.mc.gemm_efficiency(Tc, double(T), D));
+                        (x.mc.peak_tflops(x.r.precision) * 1e12 * x.gemm_share() * x.mc.gemm_efficiency(Tc, double(T), D));
   // LayerNorms and residual adds; GELU reads and writes [N, Fl] (backward: reads two, adds into one).
   const double norms_f = mem_s(x, 4.0 * (4 * N * C + 6 * Ns * C));
   const double elem_f = norms_f + pass_s(x, 4.0 * 2 * N * Fl, N * Fl, x.mc.gelu_fwd_gelems);

@@ -25,10 +25,11 @@ struct ValidationCase {
 
 struct ValidationRow {
   std::string label;
-  double predicted_step_s = 0, measured_step_s = 0;
+  double predicted_step_s = 0, measured_step_s = 0;  // measured: the best round's
   double predicted_mb = 0, measured_mb = 0;  // the largest rank's
   bool ranked = false;
   PlanResult plan;
+  std::vector<double> measured_steps_s;  // each round's mean step time
 };
 
 // The fixed small model and request on machine `m`.
@@ -50,10 +51,13 @@ std::string validation_command(const std::string& wafer, const ValidationCase& v
 // Mean step time over the rows after the first `skip`, and the largest peak_rss_mb of any rank.
 void parse_metrics(const std::string& jsonl, int skip, int64_t tokens_per_step, double* step_s, double* peak_mb);
 std::string validation_table(const std::vector<ValidationRow>& rows);
-// Each row as the planner's JSON object with measured_step_s and measured_peak_mb added.
+// Each row as the planner's JSON object with measured_step_s, measured_steps_s (every round's)
+// and measured_peak_mb added.
 nlohmann::ordered_json validation_json(const std::vector<ValidationRow>& rows);
-// Runs each case and returns the rows (throws when a run fails, naming its command).
+// Runs each case and returns the rows (throws when a run fails, naming its command). The ranked
+// cases run `rounds` times, all of them once before any twice, and each row keeps its best
+// round's step time and the largest peak memory of any round; the unranked case runs once.
 std::vector<ValidationRow> run_validation(const std::string& wafer, const std::vector<ValidationCase>& cases,
-                                          const std::string& data, const std::string& work, int steps);
+                                          const std::string& data, const std::string& work, int steps, int rounds);
 
 }  // namespace wafer
