@@ -3,6 +3,7 @@
 // and UTF-8 holding. The server runs a tiny random model from `wafer init` on a free port; each
 // test's waits are bounded and the server is killed at the end, also on failure.
 #include <gtest/gtest.h>
+#include <omp.h>
 #include <httplib.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -97,6 +98,48 @@ TEST(RowsMatmul, Bf16WeightsRowsAreIndependentOfTheBatch) {
       }
     }
   }
+}
+
+// Inputs longer than a chunk of 128 rows: the decode streams (up to 4 rows, threads splitting
+// the chunks) and the tiles (threads splitting the columns) add the same partials in the same
+// order, at any thread count; an odd C pairs bf16's last row with zeros in the last chunk.
+TEST(RowsMatmul, ManyChunksGiveTheSameBitsForAnyRowsAndThreads) {
+  const Isa saved = kernel_isa();
+  for (const auto& [isa, C, OC] : {std::tuple{Isa::Avx512, int64_t(300), int64_t(200)},
+                                   {Isa::Avx512, int64_t(301), int64_t(96)},
+                                   {Isa::Avx512, int64_t(769), int64_t(130)},
+                                   {Isa::Avx2, int64_t(301), int64_t(200)},
+                                   {Isa::Generic, int64_t(300), int64_t(130)}}) {
+    if (set_kernel_isa(isa) != isa) continue;  // this CPU lacks it
+    const int64_t N = 9;
+    auto x = test::randn(size_t(N * C), 21), w = test::randn(size_t(C * OC), 22), bias = test::randn(size_t(OC), 23);
+    std::vector<uint16_t> w16(w.size());
+    convert_to_bf16(w16.data(), w.data(), int64_t(w.size()));
+    for (bool bf16 : {false, true}) {
+      const WeightView wv = bf16 ? WeightView(w.data(), w16.data()) : WeightView(w.data());
+      std::vector<float> all(static_cast<size_t>(N * OC));
+      rows_matmul(all.data(), x.data(), wv, bias.data(), N, C, OC);
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t o = 0; o < OC; ++o) {
+          double r = bias[size_t(o)];
+          for (int64_t c = 0; c < C; ++c)
+            r += double(x[size_t(n * C + c)]) * (bf16 ? bf16_to_f32(w16[size_t(c * OC + o)]) : w[size_t(c * OC + o)]);
+          ASSERT_NEAR(all[size_t(n * OC + o)], r, bf16 ? 0.3 : 1e-3) << n << "," << o << " C " << C;
+        }
+      const int threads = omp_get_max_threads();
+      for (int t : {1, 2, 3}) {
+        omp_set_num_threads(t);
+        for (int64_t rows : {int64_t(1), int64_t(2), int64_t(3), int64_t(4), int64_t(5)}) {
+          std::vector<float> some(static_cast<size_t>(rows * OC));
+          rows_matmul(some.data(), x.data() + 2 * C, wv, bias.data(), rows, C, OC);
+          EXPECT_EQ(0, std::memcmp(some.data(), all.data() + 2 * OC, some.size() * 4))
+              << rows << " rows, " << t << " threads, C " << C << (bf16 ? " bf16" : " fp32") << " " << isa_name(isa);
+        }
+      }
+      omp_set_num_threads(threads);
+    }
+  }
+  set_kernel_isa(saved);
 }
 
 // Per-token attention over KV slots: a row's result does not depend on the rows beside it, the

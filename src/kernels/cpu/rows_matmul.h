@@ -1,8 +1,10 @@
 // kernels/cpu/rows_matmul.h: batch-invariant dense layers for serving. Each output element is
 // computed with one fixed sequence of fp32 operations that depends on C (and the ISA picked at
 // start-up) but never on N, on which other rows share the call, or on the thread count:
-//   rows_matmul:            out[n, o] = bias[o] + (((0 + x[n,0]·w[0,o]) + x[n,1]·w[1,o]) + ...),
-//                           one fused multiply-add per c in ascending order;
+//   rows_matmul:            out[n, o] = ((p_0 + p_1) + ...) + bias[o], where chunk k's partial
+//                           p_k = ((0 + x[n,c0]·w[c0,o]) + x[n,c0+1]·w[c0+1,o]) + ... over its
+//                           128 input rows c0 = 128k .. (one fused multiply-add per c ascending;
+//                           bf16 weights on AVX512-BF16: one bf16 dot product per pair of rows);
 //   rows_matmul_transposed: out[n, v] = scale · hsum16(lane sums), lane l summing c ≡ l (mod 16)
 //                           by fused multiply-adds in ascending c, then a fixed pairwise tree.
 // So a request's rows come out bit-identical whether it runs alone or among 15 others (OpenBLAS
