@@ -4,7 +4,7 @@
 // operations per element:
 //   up to 6 rows × 64 columns in registers (tiles), threads splitting the columns into fixed
 //   blocks of 64, so an element is always computed whole by one thread;
-//   up to 4 rows (decode): threads split the chunks, each chunk a contiguous block of the
+//   up to 8 rows (decode): threads split the chunks, each chunk a contiguous block of the
 //   weights read once in order into a partial in memory, then split the columns to add the
 //   partials up. Reading each row's share of the columns, as the tiles do, reached half the
 //   bandwidth with one row; the streams read at gemv's.
@@ -149,24 +149,53 @@ void fwd_rows_avx512(float* out, const float* x, const W* w, const float* bias, 
 // element). Walking every row's share of columns instead, as the tiles do, read the weights at
 // half the bandwidth with two threads. fwd_stream_combine then adds the partials in chunk order.
 template <int R, typename W>
-[[WAFER_AVX512]] void fwd_stream_chunk_avx512(float* part, const float* x, const W* w, int64_t C, int64_t OC,
-                                              int64_t c0, int64_t c1) {
-  for (int r = 0; r < R; ++r) std::fill(part + r * OC, part + (r + 1) * OC, 0.0f);
-  for (int64_t c = c0; c < c1; ++c) {
+[[WAFER_AVX512]] void fwd_stream_rows_avx512(float* part, const float* x, const W* w, int64_t C, int64_t OC,
+                                             int64_t c0, int64_t c1) {
+  int64_t c = c0;
+  // Two input rows per pass over the columns: each partial is loaded and stored half as often,
+  // the same fused multiply-adds in the same order (row c before row c + 1).
+  for (; c + 2 <= c1; c += 2) {
     const W* wr = w + c * OC;
-    __m512 xb[R];
+    __m512 xa[R], xb[R];
 #pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) xb[r] = _mm512_set1_ps(x[r * C + c]);
+    for (int r = 0; r < R; ++r) xa[r] = _mm512_set1_ps(x[r * C + c]), xb[r] = _mm512_set1_ps(x[r * C + c + 1]);
     for (int64_t j = 0; j < OC; j += 16) {
       const __mmask16 m = lane_mask(OC - j);
-      const __m512 wv = load16(wr + j, m);
+      const __m512 wa = load16(wr + j, m), wb = load16(wr + OC + j, m);
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         float* o = part + r * OC + j;
-        _mm512_mask_storeu_ps(o, m, _mm512_fmadd_ps(xb[r], wv, _mm512_maskz_loadu_ps(m, o)));
+        _mm512_mask_storeu_ps(o, m, _mm512_fmadd_ps(xb[r], wb, _mm512_fmadd_ps(xa[r], wa, _mm512_maskz_loadu_ps(m, o))));
       }
     }
   }
+  for (; c < c1; ++c) {
+    const W* wr = w + c * OC;
+    __m512 xa[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) xa[r] = _mm512_set1_ps(x[r * C + c]);
+    for (int64_t j = 0; j < OC; j += 16) {
+      const __mmask16 m = lane_mask(OC - j);
+      const __m512 wa = load16(wr + j, m);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        float* o = part + r * OC + j;
+        _mm512_mask_storeu_ps(o, m, _mm512_fmadd_ps(xa[r], wa, _mm512_maskz_loadu_ps(m, o)));
+      }
+    }
+  }
+}
+
+// The partial part[N, OC] of input rows [c0, c1) (one chunk) for all N rows: 32 input rows at a
+// time, so that block of W is still in L2 when the next 4 rows of x meet it.
+template <typename W>
+void fwd_stream_chunk_avx512(float* part, const float* x, const W* w, int64_t N, int64_t C, int64_t OC, int64_t c0,
+                             int64_t c1) {
+  std::fill(part, part + N * OC, 0.0f);
+  for (int64_t s = c0; s < c1; s += kStreamSubRows)
+    in_row_tiles<4>(N, [&](auto r, int64_t n) {
+      fwd_stream_rows_avx512<r.value>(part + n * OC, x + n * C, w, C, OC, s, std::min(c1, s + kStreamSubRows));
+    });
 }
 
 // out[n, j] for j in [j0, j1) = ((part_0 + part_1) + ...) + bias: the tile's order.
@@ -222,7 +251,7 @@ void head_rows_avx512(float* out, const float* x, const W* w, int64_t N, int64_t
 
 constexpr int64_t kColBlock = 64;   // rows_matmul columns per block
 constexpr int64_t kVocabBlock = 64; // rows_matmul_transposed vocabulary rows per block
-constexpr int64_t kStreamRows = 4;  // up to this many rows: the chunk streams
+constexpr int64_t kStreamRows = 8;  // up to this many rows: the chunk streams
 
 // f(b0, b1) for each block [b0, b1) of [0, n) cut every `block`, the blocks shared among threads.
 template <typename F>
@@ -296,7 +325,7 @@ void rows_matmul_impl(float* out, const float* x, const W* w, const float* bias,
     stream_in_chunks(
         N, C, OC, 16,
         [&](float* part, int64_t c0, int64_t c1) {
-          in_row_tiles<4>(N, [&](auto r, int64_t) { fwd_stream_chunk_avx512<r.value>(part, x, w, C, OC, c0, c1); });
+          fwd_stream_chunk_avx512(part, x, w, N, C, OC, c0, c1);
         },
         [&](const float* parts, int64_t chunks, int64_t j0, int64_t j1) {
           fwd_stream_combine_avx512(out, parts, chunks, N, OC, bias, j0, j1);

@@ -141,12 +141,12 @@ template <int R>
   }
 }
 
-// Few rows, as fwd_stream_chunk_avx512: one chunk of input rows [c0, c1) swept a pair of rows
-// at a time into part[R, OCp] (OCp = OC rounded up to 64), each group's columns in lo, hi order.
+// Few rows, as fwd_stream_rows_avx512: input rows [c0, c1) of a chunk swept a pair of rows at a
+// time into the partial part[R, OCp] (OCp = OC rounded up to 64), each group's columns in lo, hi
+// order.
 template <int R>
-[[WAFER_AVX512BF16]] void fwd_stream_chunk_bf16dp(float* part, int64_t OCp, const uint16_t* x16, int64_t Cp,
-                                                  const uint16_t* w, int64_t C, int64_t OC, int64_t c0, int64_t c1) {
-  for (int r = 0; r < R; ++r) std::fill(part + r * OCp, part + (r + 1) * OCp, 0.0f);
+[[WAFER_AVX512BF16]] void fwd_stream_rows_bf16dp(float* part, int64_t OCp, const uint16_t* x16, int64_t Cp,
+                                                 const uint16_t* w, int64_t C, int64_t OC, int64_t c0, int64_t c1) {
   int64_t c = c0;
   // Two pairs of rows per pass over the columns: each partial is loaded and stored half as often
   // (the same vdpbf16ps chain per element, pair c before pair c + 2).
@@ -185,7 +185,12 @@ template <int R>
 
 void stream_chunk(float* part, int64_t OCp, const uint16_t* x16, int64_t Cp, const uint16_t* w, int64_t N, int64_t C,
                   int64_t OC, int64_t c0, int64_t c1) {
-  in_row_tiles<4>(N, [&](auto r, int64_t) { fwd_stream_chunk_bf16dp<r.value>(part, OCp, x16, Cp, w, C, OC, c0, c1); });
+  std::fill(part, part + N * OCp, 0.0f);
+  for (int64_t s = c0; s < c1; s += kStreamSubRows)  // as fwd_stream_chunk_avx512
+    in_row_tiles<4>(N, [&](auto r, int64_t n) {
+      fwd_stream_rows_bf16dp<r.value>(part + n * OCp, OCp, x16 + n * Cp, Cp, w, C, OC, s,
+                                      std::min(c1, s + kStreamSubRows));
+    });
 }
 
 // out[n, j] for the 64-column blocks [j0, j1): the partials added in chunk order, back in column

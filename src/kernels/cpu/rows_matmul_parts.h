@@ -10,6 +10,9 @@ namespace wafer {
 
 // Input rows per partial sum of rows_matmul (even, so bf16's pairs of rows never straddle two).
 constexpr int64_t kChunkRows = 128;
+// Input rows of a chunk that the decode streams sweep for every group of 4 rows of x before the
+// next ones (even; a block of W that stays in L2).
+constexpr int64_t kStreamSubRows = 32;
 
 // Rows [0, N) in tiles of at most Max (4 or 6): tile(std::integral_constant<int, R>{}, first row)
 // for each, R the tile's rows (a compile-time constant, so its accumulators are registers).
@@ -46,7 +49,7 @@ void head_rows(float* out, const uint16_t* x16, const uint16_t* w, int64_t N, in
 // an even Cp >= C with zeros).
 void fwd_rows(float* out, const uint16_t* x16, int64_t Cp, const uint16_t* w, const float* bias, int64_t N, int64_t C,
               int64_t OC, int64_t j0, int64_t j1);
-// N <= 4 rows: the partial part[N, OCp] of input rows [c0, c1) (one chunk), OCp = OC rounded up
+// N <= 8 rows: the partial part[N, OCp] of input rows [c0, c1) (one chunk), OCp = OC rounded up
 // to 64, each 32-column group's columns in the order of its bf16 pairs.
 void stream_chunk(float* part, int64_t OCp, const uint16_t* x16, int64_t Cp, const uint16_t* w, int64_t N, int64_t C,
                   int64_t OC, int64_t c0, int64_t c1);
