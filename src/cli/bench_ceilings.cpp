@@ -108,8 +108,9 @@ void transcendental_rates(int repeats, Json& j) {
 
 // GFLOP/s of `procs` processes at once with `threads` threads each, summed, each running the
 // GEMMs of a training step (forward and both backward products) over its own two blocks of width
-// C, as a rank of tensor-parallel degree tp holds them, on R rows for `seconds`. Forked children, as ranks are processes: they share the cores as
-// mpirun --oversubscribe's ranks do, evicting each other's cached operands when time-sliced.
+// C, as a rank of tensor-parallel degree tp holds them, on R rows for `seconds`. Forked children,
+// as ranks are processes: they share the cores as mpirun --oversubscribe's ranks do, evicting
+// each other's cached operands when time-sliced.
 double concurrent_gemm_gflops(int procs, int threads, int64_t R, int64_t C, int64_t tp, double seconds) {
   std::vector<int> fds;
   for (int p = 0; p < procs; ++p) {

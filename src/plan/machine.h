@@ -65,8 +65,8 @@ Machine load_machine(const std::string& name_or_file);
 std::vector<std::string> builtin_machine_names();
 // `wafer bench --ceilings` numbers (sgemm_gflops, bf16_gemm_gflops, read_gb_per_s, the fitted
 // sgemm_max_eff and sgemm_half_dim, the softmax and GELU rates, all measured with all `cores`,
-// shared_core_gemm_eff and threaded_rank_gemm_eff) as one CPU node whose ranks (one per core) share its rates and its
-// `mem_gb` of RAM.
+// shared_core_gemm_eff and threaded_rank_gemm_eff) as one CPU node whose ranks (one per core)
+// share its rates and its `mem_gb` of RAM.
 Machine machine_from_ceilings(const nlohmann::json& ceilings, int cores, double mem_gb, const std::string& name);
 
 }  // namespace wafer

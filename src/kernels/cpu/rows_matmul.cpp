@@ -144,10 +144,11 @@ void fwd_rows_avx512(float* out, const float* x, const W* w, const float* bias, 
 }
 
 // Few rows (decode), the weights read as a stream: a thread takes whole chunks of input rows,
-// which are contiguous blocks of W, and sweeps each one row at a time into that chunk's partial
-// part[R, OC] (0, then one fused multiply-add per c ascending: the tile's partial, element for
-// element). Walking every row's share of columns instead, as the tiles do, read the weights at
-// half the bandwidth with two threads. fwd_stream_combine then adds the partials in chunk order.
+// which are contiguous blocks of W, and sweeps input rows [c0, c1) of one in order into R rows
+// of that chunk's partial, part[R, OC] (0, then one fused multiply-add per c ascending: the
+// tile's partial, element for element). Walking every row's share of columns instead, as the
+// tiles do, read the weights at half the bandwidth with two threads. fwd_stream_combine_avx512
+// then adds the partials in chunk order.
 template <int R, typename W>
 [[WAFER_AVX512]] void fwd_stream_rows_avx512(float* part, const float* x, const W* w, int64_t C, int64_t OC,
                                              int64_t c0, int64_t c1) {
@@ -280,9 +281,8 @@ template <typename Chunk, typename Combine>
 void stream_in_chunks(int64_t N, int64_t C, int64_t ld, int64_t block, const Chunk& chunk, const Combine& combine) {
   thread_local std::vector<float> buffer;
   const int64_t chunks = (C + kChunkRows - 1) / kChunkRows;
-  if (buffer.size() < size_t(chunks * N * ld + 16)) buffer.resize(size_t(chunks * N * ld + 16));
-  float* parts = buffer.data();  // on a cache line: a 64-byte access never spans two
-  parts += (64 - reinterpret_cast<uintptr_t>(parts) % 64) % 64 / sizeof(float);
+  if (buffer.size() < size_t(chunks * N * ld)) buffer.resize(size_t(chunks * N * ld));
+  float* parts = buffer.data();
 #pragma omp parallel
   {
     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
