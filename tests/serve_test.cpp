@@ -147,7 +147,7 @@ TEST(RowsMatmul, ManyChunksGiveTheSameBitsForAnyRowsAndThreads) {
 TEST(AttentionRows, RowsAreIndependentOfTheBatchAndEveryIsaGivesTheSameBits) {
   const int64_t H = 2, D = 40, slots = 3, Tmax = 24, N = 6;  // D = 40: a 16-lane tail
   RowsAttentionShape s;
-  s.N = N, s.H = H, s.D = D, s.q_row = 3 * H * D, s.kv_row = H * D, s.slot_stride = Tmax * H * D;
+  s.N = N, s.H = H, s.D = D, s.q_row = 3 * H * D, s.kv_row = H * D, s.head_stride = D, s.slot_stride = Tmax * H * D;
   s.scale = 1.0f / std::sqrt(float(D));
   auto q = test::randn(size_t(N * s.q_row), 11), k = test::randn(size_t(slots * s.slot_stride), 12),
        v = test::randn(size_t(slots * s.slot_stride), 13);
@@ -190,6 +190,43 @@ TEST(AttentionRows, RowsAreIndependentOfTheBatchAndEveryIsaGivesTheSameBits) {
   EXPECT_EQ(0, std::memcmp(generic.data(), all.data(), all.size() * 4));
 }
 
+// A bf16 cache: each element widened exactly, so the result is the fp32 cache's over the same
+// rounded values, bit for bit, on every ISA and alone or in a batch.
+TEST(AttentionRows, ABf16CacheGivesTheBitsOfAnFp32CacheOfTheRoundedValues) {
+  const int64_t H = 3, D = 24, slots = 2, Tmax = 40, N = 5;  // D = 24: a masked tail in every row
+  RowsAttentionShape s;
+  // The serving cache's head-major layout: a head's positions D apart, heads Tmax·D apart.
+  s.N = N, s.H = H, s.D = D, s.q_row = 3 * H * D, s.kv_row = D, s.head_stride = Tmax * D, s.slot_stride = Tmax * H * D;
+  s.scale = 1.0f / std::sqrt(float(D));
+  auto q = test::randn(size_t(N * s.q_row), 21), k = test::randn(size_t(slots * s.slot_stride), 22),
+       v = test::randn(size_t(slots * s.slot_stride), 23);
+  std::vector<uint16_t> k16(k.size()), v16(v.size());
+  convert_to_bf16(k16.data(), k.data(), int64_t(k.size()));
+  convert_to_bf16(v16.data(), v.data(), int64_t(v.size()));
+  std::vector<float> kr(k.size()), vr(v.size());
+  for (size_t i = 0; i < k.size(); ++i) kr[i] = bf16_to_f32(k16[i]), vr[i] = bf16_to_f32(v16[i]);
+  const std::vector<int32_t> slot = {1, 0, 1, 0, 1}, pos = {39, 0, 7, 31, 16};
+  auto run = [&](bool bf16, int64_t first, int64_t n) {
+    RowsAttentionShape t = s;
+    t.N = n, t.kv_dtype = bf16 ? DType::BF16 : DType::F32;
+    std::vector<float> out(static_cast<size_t>(n * H * D));
+    attention_rows_forward(out.data(), q.data() + first * s.q_row, bf16 ? (const void*)k16.data() : kr.data(),
+                           bf16 ? (const void*)v16.data() : vr.data(), slot.data() + first, pos.data() + first, t);
+    return out;
+  };
+  const Isa saved = kernel_isa();
+  for (Isa isa : {saved, Isa::Generic}) {
+    set_kernel_isa(isa);
+    const std::vector<float> want = run(false, 0, N), got = run(true, 0, N);
+    EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * 4)) << isa_name(isa);
+    for (int64_t n = 0; n < N; ++n) {
+      const std::vector<float> one = run(true, n, 1);
+      EXPECT_EQ(0, std::memcmp(one.data(), got.data() + n * H * D, one.size() * 4)) << "row " << n << " " << isa_name(isa);
+    }
+  }
+  set_kernel_isa(saved);
+}
+
 ModelConfig tiny_config() {
   ModelConfig c;
   c.n_layer = 2, c.n_embd = 32, c.n_head = 4, c.n_positions = 64, c.vocab_size = 97;
@@ -207,8 +244,8 @@ TEST(BatchForward, ASequenceAloneOrAmongOthersIsBitIdenticalAndMatchesForwardPas
   std::vector<float> want(ref, ref + T * V);
 
   // Alone: prompt in chunks of 3, one slot.
-  auto run = [&](int64_t slots, int32_t my_slot, bool crowd) {
-    KVCache cache(m, slots, 32);
+  auto run = [&](int64_t slots, int32_t my_slot, bool crowd, DType kv_dtype) {
+    KVCache cache(m, slots, 32, kv_dtype);
     BatchForward bf(m);
     std::vector<float> got;
     for (int64_t t0 = 0; t0 < T; t0 += 3) {
@@ -225,10 +262,15 @@ TEST(BatchForward, ASequenceAloneOrAmongOthersIsBitIdenticalAndMatchesForwardPas
     }
     return got;
   };
-  const std::vector<float> alone = run(1, 0, false), among = run(16, 9, true);
+  const std::vector<float> alone = run(1, 0, false, DType::F32), among = run(16, 9, true, DType::F32);
   ASSERT_EQ(alone.size(), want.size());
   EXPECT_EQ(0, std::memcmp(alone.data(), among.data(), alone.size() * 4)) << "batch-dependent logits";
   for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(alone[i], want[i], 2e-4f) << i;
+  // A bf16 cache: as batch-invariant, and within its rounding (2^-9 of each K and V) of fp32.
+  const std::vector<float> alone16 = run(1, 0, false, DType::BF16), among16 = run(16, 9, true, DType::BF16);
+  EXPECT_EQ(0, std::memcmp(alone16.data(), among16.data(), alone16.size() * 4)) << "batch-dependent bf16-cache logits";
+  EXPECT_NE(0, std::memcmp(alone16.data(), alone.data(), alone.size() * 4)) << "the bf16 cache was not used";
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(alone16[i], want[i], 2e-2f) << i;
 }
 
 TEST(ChoiceText, StopStringsAcrossTokensAndWholeUtf8Characters) {
@@ -631,6 +673,27 @@ TEST(ServeProcess, SigtermEndsInFlightStreamsAndExitsCleanly) {
   auto ev = sse_events(raw);
   ASSERT_FALSE(ev.empty());
   EXPECT_EQ(ev.back(), "[DONE]");
+}
+
+// --precision bf16 keeps its KV cache in bf16 (--kv-cache auto), and a seeded request still
+// gives the same bytes alone and among seven others.
+TEST(ServeProcess, Bf16WeightsAndCacheAreBatchInvariant) {
+  ServerProcess server(tiny_model(), {"--parallel", "8", "--precision", "bf16"});
+  ASSERT_GT(server.port(), 0) << server.log();
+  EXPECT_NE(server.log().find("bf16 KV cache"), std::string::npos) << server.log();
+  auto req = [](int i) {
+    return json{{"prompt", "Row " + std::to_string(i) + " of the batch"}, {"max_tokens", 10}, {"temperature", 0.8},
+                {"seed", 77 + i}, {"logprobs", 1}}
+        .dump();
+  };
+  const Reply alone = post(server.port(), "/v1/completions", req(0));
+  ASSERT_EQ(alone.status, 200) << alone.raw;
+  std::vector<Reply> out(8);
+  std::vector<std::thread> th;
+  for (int i = 7; i >= 0; --i) th.emplace_back([&, i] { out[size_t(i)] = post(server.port(), "/v1/completions", req(i)); });
+  for (auto& t : th) t.join();
+  for (int i = 0; i < 8; ++i) ASSERT_EQ(out[size_t(i)].status, 200) << i;
+  EXPECT_EQ(out[0].body["choices"][0].dump(), alone.body["choices"][0].dump());
 }
 
 TEST(ServeProcess, BadFlagsFailCleanly) {

@@ -13,7 +13,7 @@ namespace wafer::cli {
 
 void add_serve_command(CLI::App& app) {
   struct Opts {
-    std::string model, tokenizer, precision = "fp32", name;
+    std::string model, tokenizer, precision = "fp32", name, kv_cache = "auto";
     serve::ServerOptions server;
     LayoutOptions layout;
   };
@@ -33,8 +33,15 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--model-name", o->name, "Model id reported by /v1/models (default: the folder name)");
   add_precision_option(cmd, o->precision);
+  cmd->add_option("--kv-cache", o->kv_cache,
+                  "KV-cache elements: fp32, bf16 (half the memory and the bytes attention reads), or auto "
+                  "(fp32 under --precision fp32, else bf16)")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}))
+      ->capture_default_str();
   o->layout.add_to(cmd, false);
   cmd->callback([o] {
+    const bool kv_fp32 = o->kv_cache == "fp32" || (o->kv_cache == "auto" && o->precision == "fp32");
+    o->server.scheduler.kv_dtype = kv_fp32 ? DType::F32 : DType::BF16;
     WAFER_CHECK(o->server.scheduler.prefill_chunk >= 1, "[serve] expected --prefill-chunk >= 1");
     WAFER_CHECK(o->server.scheduler.max_queue >= 1, "[serve] expected --max-queue >= 1");
     // A missing or broken folder, or a layout that does not fit, fails before the port is taken.

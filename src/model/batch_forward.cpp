@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "kernels/cpu/attention_rows.h"
 #include "kernels/cpu/embedding.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/rows_matmul.h"
 #include "parallel/vocab_parallel.h"
 
@@ -33,13 +34,20 @@ void layernorm_rows(float* out, const float* x, const float* w, const float* b, 
 }
 }  // namespace
 
-void write_kv(const LayerKV& kv, const float* qkv, const TokenBatch& b, int64_t C) {
-  for (int64_t i = 0; i < b.size(); ++i) {
-    const float* row = qkv + i * 3 * C;
-    const int64_t at = (int64_t(b.seq[size_t(i)]) * kv.Tmax + b.pos[size_t(i)]) * C;
-    std::memcpy(kv.k + at, row + C, size_t(C) * sizeof(float));
-    std::memcpy(kv.v + at, row + 2 * C, size_t(C) * sizeof(float));
-  }
+void write_kv(const LayerKV& kv, const float* qkv, const TokenBatch& b, int64_t H, int64_t D) {
+  const int64_t C = H * D;
+  for (int64_t i = 0; i < b.size(); ++i)
+    for (int64_t h = 0; h < H; ++h) {
+      const float* k = qkv + i * 3 * C + C + h * D;  // this head's K; its V is C further
+      const int64_t at = ((int64_t(b.seq[size_t(i)]) * H + h) * kv.Tmax + b.pos[size_t(i)]) * D;
+      if (kv.dtype == DType::BF16) {  // rounded to nearest even, as the bf16 GEMMs round their inputs
+        convert_to_bf16(static_cast<uint16_t*>(kv.k) + at, k, D);
+        convert_to_bf16(static_cast<uint16_t*>(kv.v) + at, k + C, D);
+      } else {
+        std::memcpy(kv.k_f32() + at, k, size_t(D) * sizeof(float));
+        std::memcpy(kv.v_f32() + at, k + C, size_t(D) * sizeof(float));
+      }
+    }
 }
 
 namespace {
@@ -68,6 +76,9 @@ void BatchForward::check(const TokenBatch& b, const std::vector<LayerKV>& kv, in
   WAFER_CHECK(N > 0, "[batch] expected at least one token");
   WAFER_CHECK(int64_t(kv.size()) == m_.shard.n_layers(), "[batch] expected ", m_.shard.n_layers(), " KV views, found ",
               kv.size());
+  for (const LayerKV& l : kv)
+    WAFER_CHECK(l.dtype == DType::F32 || l.dtype == DType::BF16, "[batch] expected an F32 or BF16 KV cache, found ",
+                dtype_name(l.dtype));
   for (int64_t i = 0; i < N; ++i) {
     const size_t k = size_t(i);
     WAFER_CHECK(b.tokens[k] >= 0 && b.tokens[k] < V, "[batch] token id ", b.tokens[k], " is out of the vocabulary [0, ",
@@ -160,9 +171,10 @@ void BatchForward::block_forward(const LayerWeights& w, float* x, const TokenBat
   const float eps = float(c.layer_norm_epsilon);
   layernorm_rows(ln_.data(), x, w.ln1_w, w.ln1_b, N, C, eps);
   rows_matmul(qkv_.data(), ln_.data(), m_.weight(w.qkv_w), w.qkv_b, N, C, 3 * Ca);  // [N, 3Ca] Q|K|V
-  write_kv(kv, qkv_.data(), b, Ca);
-  RowsAttentionShape s{.N = N, .H = sh.heads(c), .D = D, .q_row = 3 * Ca, .kv_row = Ca, .slot_stride = kv.Tmax * Ca,
-                       .scale = float(c.attn_scale())};
+  const int64_t H = sh.heads(c);
+  write_kv(kv, qkv_.data(), b, H, D);
+  RowsAttentionShape s{.N = N, .H = H, .D = D, .q_row = 3 * Ca, .kv_row = D, .head_stride = kv.Tmax * D,
+                       .slot_stride = kv.Tmax * Ca, .scale = float(c.attn_scale()), .kv_dtype = kv.dtype};
   attention_rows_forward(atty_.data(), qkv_.data(), kv.k, kv.v, b.seq.data(), b.pos.data(), s);
   rows_matmul(y_.data(), atty_.data(), m_.weight(w.attn_proj_w), nullptr, N, Ca, C);  // [N, C] partial over tp
   tp_sum(y_.data(), N * C);

@@ -37,10 +37,14 @@ struct TokenBatch {
   int64_t size() const { return int64_t(tokens.size()); }
 };
 
-// K/V of a token at (slot s, position p) in layer l: kv[l].k + (s·Tmax + p)·C, the layout
-// LayerKV already has for B = slots rows (infer/kv_cache.h's KVCache(m, slots, Tmax)).
-// Writes the K and V columns of qkv [N, 3C] into each token's slot and position.
-void write_kv(const LayerKV& kv, const float* qkv, const TokenBatch& b, int64_t C);
+// The serving cache's layout, head-major: K (and V) of head h of a token at (slot s, position p)
+// in layer l at kv[l].k + ((s·H + h)·Tmax + p)·D, H this rank's heads, in a KVCache(m, slots,
+// Tmax) buffer (the same size as ForwardPass's [B, Tmax, Ca], which no serving cache is given).
+// Each (token, head) of a decode step then reads one contiguous run of positions: with the
+// heads interleaved at each position, 16 streams' attention waited on scattered cache lines.
+// Writes the K and V columns of qkv [N, 3·H·D] into each token's slot and position (rounded to
+// bf16 to nearest even under a BF16 cache).
+void write_kv(const LayerKV& kv, const float* qkv, const TokenBatch& b, int64_t H, int64_t D);
 
 class BatchForward {
  public:

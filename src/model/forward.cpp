@@ -194,14 +194,14 @@ void ForwardPass::attention_core(const LayerWeights& w, BlockActivations& a, con
     for (int64_t bi = 0; bi < B; ++bi)
       for (int64_t t = 0; t < T; ++t) {
         const float* row = a.qkv.data() + (bi * T + t) * 3 * Ca;
-        std::memcpy(kv->k + (bi * kv->Tmax + pos0 + t) * Ca, row + Ca, size_t(Ca) * sizeof(float));
-        std::memcpy(kv->v + (bi * kv->Tmax + pos0 + t) * Ca, row + 2 * Ca, size_t(Ca) * sizeof(float));
+        std::memcpy(kv->k_f32() + (bi * kv->Tmax + pos0 + t) * Ca, row + Ca, size_t(Ca) * sizeof(float));
+        std::memcpy(kv->v_f32() + (bi * kv->Tmax + pos0 + t) * Ca, row + 2 * Ca, size_t(Ca) * sizeof(float));
       }
     AttentionShape s;
     s.B = B, s.Tq = T, s.Tk = pos0 + T, s.H = Ha, s.D = D, s.scale = c.attn_scale(), s.causal = true, s.q_pos0 = pos0;
     s.q_row = 3 * Ca, s.q_batch = T * 3 * Ca, s.kv_row = Ca, s.kv_batch = kv->Tmax * Ca, s.out_row = Ca,
     s.out_batch = T * Ca;
-    attention_forward(a.atty.data(), a.att_lse.data(), a.qkv.data(), kv->k, kv->v, s);
+    attention_forward(a.atty.data(), a.att_lse.data(), a.qkv.data(), kv->k_f32(), kv->v_f32(), s);
   } else {
     ring_attention_forward(cp_, a.atty.data(), a.att_lse.data(), a.qkv.data(), {b.B, b.Tc, Ha, D, c.attn_scale()},
                            ring_);
@@ -384,6 +384,8 @@ const float* ForwardPass::forward(const int32_t* tokens, int64_t B, int64_t T, i
   WAFER_CHECK(kv.empty() || int64_t(kv.size()) == sh.n_layers(), "[forward] expected ", sh.n_layers(),
               " KV views, found ", kv.size());
   WAFER_CHECK(!kv.empty() || pos0 == 0, "[forward] pos0 > 0 needs a KV cache");
+  WAFER_CHECK(kv.empty() || kv[0].dtype == DType::F32, "[forward] expected an fp32 KV cache, found ",
+              dtype_name(kv[0].dtype));
   WAFER_CHECK(kv.empty() || cp_.size() == 1, "[forward] decoding with a KV cache needs --cp 1 (found --cp ",
               cp_.size(), ")");
   check_sequence(par_.layout, T, "the number of tokens");

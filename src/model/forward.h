@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/cpu/gelu.h"
 #include "model/memory.h"
 #include "model/model.h"
@@ -64,11 +65,15 @@ struct StageActivations {
   double loss_sum = 0;                    // Σ loss over this rank's counted rows (last stage)
 };
 
-// A layer's KV cache: K and V of positions [0, Tmax) for each batch row, this rank's heads.
+// A layer's KV cache: K and V of positions [0, Tmax) for each batch row, this rank's heads, in
+// fp32, or in bf16 for serving (model/batch_forward; ForwardPass takes fp32 only).
 struct LayerKV {
-  float* k;      // [B, Tmax, Ca]
-  float* v;      // [B, Tmax, Ca]
+  void* k;       // [B, Tmax, Ca] of `dtype`
+  void* v;       // [B, Tmax, Ca] of `dtype`
   int64_t Tmax;
+  DType dtype = DType::F32;  // F32 or BF16
+  float* k_f32() const { return static_cast<float*>(k); }
+  float* v_f32() const { return static_cast<float*>(v); }
 };
 
 enum class LogitsRows { All, Last };  // [B, T, V] or only each sequence's last position [B, V]

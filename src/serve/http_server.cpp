@@ -465,8 +465,10 @@ void Server::serve(const std::function<LoadedModel()>& load, const std::function
     if (quit) owned_->shutdown();
   }
   ready_ = true;
-  std::fprintf(stderr, "wafer serve: ready on http://%s:%d (%lld slots of %lld tokens)\n", o_.host.c_str(), port,
-               (long long)owned_->slots(), (long long)owned_->ctx());
+  std::fprintf(stderr, "wafer serve: ready on http://%s:%d (%lld slots of %lld tokens, %s KV cache of %.0f MiB)\n",
+               o_.host.c_str(), port, (long long)owned_->slots(), (long long)owned_->ctx(),
+               o_.scheduler.kv_dtype == DType::BF16 ? "bf16" : "fp32",
+               double(KVCache::bytes(*lm_.model, owned_->slots(), owned_->ctx(), o_.scheduler.kv_dtype)) / (1 << 20));
   if (on_ready) on_ready(port);
   owned_->run();  // until SIGTERM / SIGINT
   // Streams have been ended; give their handlers a moment to send the last chunks.

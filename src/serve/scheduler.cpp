@@ -53,7 +53,7 @@ Scheduler::Scheduler(const Model& m, const SchedulerOptions& o, Metrics& metrics
     : m_(m),
       o_(o),
       metrics_(metrics),
-      cache_(m, kv_cache_shape(m, o).first, kv_cache_shape(m, o).second),
+      cache_(m, kv_cache_shape(m, o).first, kv_cache_shape(m, o).second, o.kv_dtype),
       fwd_(m, par) {
   WAFER_CHECK(o.slots >= 1, "[serve] expected --parallel >= 1, found ", o.slots);
   WAFER_CHECK(o.ctx >= 0 && o.ctx <= m.config.n_positions, "[serve] expected --ctx in [1, ", m.config.n_positions,
@@ -137,7 +137,7 @@ void follow_scheduler(const Model& m, const ParallelState& par, const SchedulerO
   signal(SIGTERM, SIG_IGN);  // rank 0's server takes the stop and ends us through end()
   signal(SIGINT, SIG_IGN);
   const auto [slots, ctx] = kv_cache_shape(m, o);
-  KVCache cache(m, slots, ctx);
+  KVCache cache(m, slots, ctx, o.kv_dtype);
   BatchForward fwd(m, par);
   while (fwd.follow(cache.views(), slots)) {
   }

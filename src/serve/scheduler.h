@@ -65,6 +65,7 @@ struct SchedulerOptions {
   int64_t max_queue = 64;         // waiting sequences before submit refuses (HTTP 503)
   int64_t max_batch_tokens = 512; // tokens per step (decodes first, then prompt chunks)
   int64_t prefill_chunk = 128;    // prompt tokens one sequence adds per step at most
+  DType kv_dtype = DType::F32;    // the KV cache's elements: F32 or BF16 (half the bytes)
 };
 
 // The KV cache a scheduler with options `o` keeps for model `m`: slots and positions per slot.

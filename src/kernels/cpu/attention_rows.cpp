@@ -4,7 +4,8 @@
 // fused multiply-adds over the keys in ascending order, then × 1/Σ. The AVX-512 path does
 // exactly these operations with the lanes in one register and the output in registers (a
 // scalar chain of D dependent adds made attention a fifth of a 16-stream decode step); the
-// portable path does them one lane at a time, so both give the same bits whatever the batch.
+// portable path does them one lane at a time, so both give the same bits whatever the batch. A
+// bf16 cache's elements are widened to fp32 (exactly) as they are loaded; the rest is the same.
 #include "kernels/cpu/attention_rows.h"
 
 #include <immintrin.h>
@@ -22,31 +23,34 @@ namespace {
 
 // ---- portable ----
 
-WAFER_KERNEL float lane_dot(const float* a, const float* b, int64_t D) {
+template <typename KV>
+WAFER_KERNEL float lane_dot(const float* a, const KV* b, int64_t D) {
   float s[16] = {};
-  for (int64_t e = 0; e < D; ++e) s[e % 16] = std::fma(a[e], b[e], s[e % 16]);
+  for (int64_t e = 0; e < D; ++e) s[e % 16] = std::fma(a[e], weight_to_f32(b[e]), s[e % 16]);
   return tree16(s);
 }
 
-WAFER_KERNEL void scores(float* p, const float* q, const float* k, int64_t T, int64_t stride, int64_t D, float scale) {
+template <typename KV>
+WAFER_KERNEL void scores(float* p, const float* q, const KV* k, int64_t T, int64_t stride, int64_t D, float scale) {
   for (int64_t j = 0; j < T; ++j) p[j] = lane_dot(q, k + j * stride, D) * scale;
 }
 
 // o[0, D) = Σ_j p[j]·v[j·stride + e], ascending j.
-WAFER_KERNEL void weighted_sum(float* o, const float* p, const float* v, int64_t T, int64_t stride, int64_t D) {
+template <typename KV>
+WAFER_KERNEL void weighted_sum(float* o, const float* p, const KV* v, int64_t T, int64_t stride, int64_t D) {
   std::fill(o, o + D, 0.0f);
   for (int64_t j = 0; j < T; ++j)
-    for (int64_t e = 0; e < D; ++e) o[e] = std::fma(p[j], v[j * stride + e], o[e]);
+    for (int64_t e = 0; e < D; ++e) o[e] = std::fma(p[j], weight_to_f32(v[j * stride + e]), o[e]);
 }
 
 // ---- AVX-512: the same operations ----
 
-#define WAFER_AVX512 gnu::target("avx512f,avx512dq,avx512vl,fma")
+#define WAFER_AVX512 gnu::target("avx512f,avx512bw,avx512dq,avx512vl,fma")
 
 // Scores of keys [j, j + U) (U = 4, or 1 for the last few): lane_dot's operations for each key,
 // U independent chains at once, so the FMAs and the trees overlap; the keys ahead prefetched.
-template <int U>
-[[WAFER_AVX512]] inline void score_keys(float* p, const float* q, const float* k, int64_t j, int64_t stride, int64_t D,
+template <int U, typename KV>
+[[WAFER_AVX512]] inline void score_keys(float* p, const float* q, const KV* k, int64_t j, int64_t stride, int64_t D,
                                         float scale) {
   constexpr int64_t kAhead = 8;
   __m512 s[U];
@@ -57,9 +61,9 @@ template <int U>
     const __m512 qv = _mm512_maskz_loadu_ps(m, q + e);
 #pragma GCC unroll 4
     for (int u = 0; u < U; ++u) {
-      const float* kj = k + (j + u) * stride + e;
+      const KV* kj = k + (j + u) * stride + e;
       _mm_prefetch(reinterpret_cast<const char*>(kj + kAhead * stride), _MM_HINT_T0);
-      s[u] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kj), s[u]);  // masked lanes add 0·0
+      s[u] = _mm512_fmadd_ps(qv, load16(kj, m), s[u]);  // masked lanes add 0·0
     }
   }
 #pragma GCC unroll 4
@@ -67,7 +71,8 @@ template <int U>
 }
 
 // p[j] = scale · q·k_j for j in [0, T).
-[[WAFER_AVX512]] void scores_avx512(float* p, const float* q, const float* k, int64_t T, int64_t stride, int64_t D,
+template <typename KV>
+[[WAFER_AVX512]] void scores_avx512(float* p, const float* q, const KV* k, int64_t T, int64_t stride, int64_t D,
                                     float scale) {
   int64_t j = 0;
   for (; j + 4 <= T; j += 4) score_keys<4>(p, q, k, j, stride, D, scale);
@@ -75,31 +80,30 @@ template <int U>
 }
 
 // Up to 64 output elements in four registers across all the keys.
-[[WAFER_AVX512]] void weighted_sum_avx512(float* o, const float* p, const float* v, int64_t T, int64_t stride,
-                                          int64_t D) {
+template <typename KV>
+[[WAFER_AVX512]] void weighted_sum_avx512(float* o, const float* p, const KV* v, int64_t T, int64_t stride, int64_t D) {
   for (int64_t e0 = 0; e0 < D; e0 += 64) {
     __mmask16 m[4];
     for (int k = 0; k < 4; ++k) m[k] = lane_mask(D - e0 - 16 * k);
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     for (int64_t j = 0; j < T; ++j) {
-      const float* vj = v + j * stride + e0;
+      const KV* vj = v + j * stride + e0;
       for (int k = 0; k < 4 && 16 * k < D - e0; ++k)
         _mm_prefetch(reinterpret_cast<const char*>(vj + 8 * stride + 16 * k), _MM_HINT_T0);
       const __m512 pj = _mm512_set1_ps(p[j]);
-      for (int k = 0; k < 4; ++k) acc[k] = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m[k], vj + 16 * k), acc[k]);
+      for (int k = 0; k < 4; ++k) acc[k] = _mm512_fmadd_ps(pj, load16(vj + 16 * k, m[k]), acc[k]);
     }
     for (int k = 0; k < 4; ++k) _mm512_mask_storeu_ps(o + e0 + 16 * k, m[k], acc[k]);
   }
 }
 
-}  // namespace
-
-void attention_rows_forward(float* out, const float* q, const float* k, const float* v, const int32_t* slot,
-                            const int32_t* pos, const RowsAttentionShape& s) {
+template <typename KV>
+void attention_rows_impl(float* out, const float* q, const KV* k, const KV* v, const int32_t* slot, const int32_t* pos,
+                         const RowsAttentionShape& s) {
   const int64_t N = s.N, H = s.H, D = s.D;
   const bool avx512 = kernel_isa() == Isa::Avx512;
-  const auto score = avx512 ? scores_avx512 : scores;
-  const auto wsum = avx512 ? weighted_sum_avx512 : weighted_sum;
+  const auto score = avx512 ? scores_avx512<KV> : scores<KV>;
+  const auto wsum = avx512 ? weighted_sum_avx512<KV> : weighted_sum<KV>;
 #pragma omp parallel
   {
     std::vector<float> p;  // [pos + 1] scores, then probabilities
@@ -107,8 +111,8 @@ void attention_rows_forward(float* out, const float* q, const float* k, const fl
     for (int64_t n = 0; n < N; ++n)
       for (int64_t h = 0; h < H; ++h) {
         const float* qi = q + n * s.q_row + h * D;
-        const float* ks = k + slot[n] * s.slot_stride + h * D;
-        const float* vs = v + slot[n] * s.slot_stride + h * D;
+        const KV* ks = k + slot[n] * s.slot_stride + h * s.head_stride;
+        const KV* vs = v + slot[n] * s.slot_stride + h * s.head_stride;
         const int64_t T = int64_t(pos[n]) + 1;
         p.resize(size_t(T));
         score(p.data(), qi, ks, T, s.kv_row, D, s.scale);
@@ -121,6 +125,16 @@ void attention_rows_forward(float* out, const float* q, const float* k, const fl
         for (int64_t e = 0; e < D; ++e) o[e] *= inv;
       }
   }
+}
+
+}  // namespace
+
+void attention_rows_forward(float* out, const float* q, const void* k, const void* v, const int32_t* slot,
+                            const int32_t* pos, const RowsAttentionShape& s) {
+  if (s.kv_dtype == DType::BF16)
+    attention_rows_impl(out, q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), slot, pos, s);
+  else
+    attention_rows_impl(out, q, static_cast<const float*>(k), static_cast<const float*>(v), slot, pos, s);
 }
 
 }  // namespace wafer

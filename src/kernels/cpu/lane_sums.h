@@ -1,7 +1,8 @@
 // kernels/cpu/lane_sums.h: what the batch-invariant serving kernels (rows_matmul, attention_rows)
 // share, so that "16 lane sums, then a fixed tree" means the same operations in both: the masks
 // of a row's tail, and the tree (l, l+8), (l, l+4), (l, l+2), (l, l+1) over an array of lanes
-// (the portable paths) or one AVX-512 register.
+// (the portable paths) or one AVX-512 register, and the masked load of 16 fp32 or bf16 elements
+// as fp32.
 #pragma once
 #include <immintrin.h>
 
@@ -30,6 +31,16 @@ inline float tree16(float* s) {
   __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
   s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
   return _mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
+}
+
+// 16 elements as fp32, the lanes outside m zero: fp32 as they are, bf16 widened exactly. (The
+// zero-masked forms of the widening keep GCC 12 from warning of an uninitialised source.)
+[[gnu::target("avx512f,avx512bw,avx512vl")]] inline __m512 load16(const float* p, __mmask16 m) {
+  return _mm512_maskz_loadu_ps(m, p);
+}
+[[gnu::target("avx512f,avx512bw,avx512vl")]] inline __m512 load16(const uint16_t* p, __mmask16 m) {
+  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, h), 16));
 }
 
 }  // namespace wafer

@@ -91,12 +91,6 @@ void head_rows_generic(float* out, const float* x, const W* w, int64_t N, int64_
 
 #define WAFER_AVX512 gnu::target("avx512f,avx512bw,avx512vl,avx512dq,fma")
 
-[[WAFER_AVX512]] inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
-[[WAFER_AVX512]] inline __m512 load16(const uint16_t* p, __mmask16 m) {
-  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
-  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, h), 16));
-}
-
 // out rows [0, R) × columns [j0, j0 + 64) ∩ [0, OC): 4R accumulators in registers, one chunk of
 // input rows at a time; each chunk's partial is added into `out` in chunk order, then the bias.
 template <int R, typename W>
