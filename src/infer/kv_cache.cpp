@@ -17,11 +17,11 @@ int64_t KVCache::bytes(const Model& m, int64_t B, int64_t Tmax, DType dtype) {
   return 2 * m.shard.n_layers() * B * Tmax * m.shard.attn_width(m.config) * element_bytes(dtype);
 }
 
-KVCache::KVCache(const Model& m, int64_t B, int64_t Tmax, DType dtype) : Tmax_(Tmax), dtype_(dtype) {
+KVCache::KVCache(const Model& m, int64_t B, int64_t Tmax, DType dtype) : Tmax_(Tmax) {
   const int64_t L = m.shard.n_layers();
   const size_t per_layer = size_t(B * Tmax * m.shard.attn_width(m.config));
   const size_t all = size_t(L) * per_layer;
-  const bool f32 = element_bytes(dtype) == 4;
+  const bool f32 = element_bytes(dtype) == 4;  // throws unless F32 or BF16
   if (f32) {
     k32_.resize(all), v32_.resize(all);
   } else {

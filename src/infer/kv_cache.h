@@ -19,13 +19,11 @@ class KVCache {
   int64_t length() const { return length_; }     // positions filled
   int64_t capacity() const { return Tmax_; }
   void advance(int64_t n) { length_ += n; }
-  DType dtype() const { return dtype_; }
   // K and V of every layer, in bytes.
   static int64_t bytes(const Model& m, int64_t B, int64_t Tmax, DType dtype);
 
  private:
   int64_t Tmax_, length_ = 0;
-  DType dtype_;
   std::vector<float> k32_, v32_;     // [L, B, Tmax, Ca] under F32
   std::vector<uint16_t> k16_, v16_;  // [L, B, Tmax, Ca] under BF16
   std::vector<LayerKV> views_;

@@ -7,10 +7,10 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "kernels/cpu/attention_rows.h"
 #include "kernels/cpu/embedding.h"
-#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/rows_matmul.h"
 #include "parallel/vocab_parallel.h"
 
@@ -41,8 +41,9 @@ void write_kv(const LayerKV& kv, const float* qkv, const TokenBatch& b, int64_t 
       const float* k = qkv + i * 3 * C + C + h * D;  // this head's K; its V is C further
       const int64_t at = ((int64_t(b.seq[size_t(i)]) * H + h) * kv.Tmax + b.pos[size_t(i)]) * D;
       if (kv.dtype == DType::BF16) {  // rounded to nearest even, as the bf16 GEMMs round their inputs
-        convert_to_bf16(static_cast<uint16_t*>(kv.k) + at, k, D);
-        convert_to_bf16(static_cast<uint16_t*>(kv.v) + at, k + C, D);
+        uint16_t* k16 = static_cast<uint16_t*>(kv.k) + at;
+        uint16_t* v16 = static_cast<uint16_t*>(kv.v) + at;
+        for (int64_t e = 0; e < D; ++e) k16[e] = f32_to_bf16(k[e]), v16[e] = f32_to_bf16(k[C + e]);
       } else {
         std::memcpy(kv.k_f32() + at, k, size_t(D) * sizeof(float));
         std::memcpy(kv.v_f32() + at, k + C, size_t(D) * sizeof(float));
