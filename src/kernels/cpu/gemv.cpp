@@ -18,6 +18,7 @@
 
 #include "core/dtype.h"
 #include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/lane_sums.h"  // load16
 
 namespace wafer {
 
@@ -74,12 +75,6 @@ void dot_rows_generic(float* y, const float* x, const W* w, int64_t C, int64_t v
 
 #define WAFER_AVX512 gnu::target("avx512f,avx512bw,avx512vl,avx512dq,fma")
 
-[[WAFER_AVX512]] inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
-[[WAFER_AVX512]] inline __m512 load16(const uint16_t* p, __mmask16 m) {
-  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
-  // The maskz forms: GCC 12 warns that the unmasked ones read an uninitialised register.
-  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, h), 16));
-}
 // Σ of v's 16 lanes (_mm512_reduce_add_ps trips GCC 12's uninitialised-register warning).
 [[WAFER_AVX512]] inline float hsum(__m512 v) {
   const __m256 s8 = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xff, v, 0), _mm512_maskz_extractf32x8_ps(0xff, v, 1));

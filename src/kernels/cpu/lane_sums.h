@@ -2,7 +2,7 @@
 // share, so that "16 lane sums, then a fixed tree" means the same operations in both: the masks
 // of a row's tail, and the tree (l, l+8), (l, l+4), (l, l+2), (l, l+1) over an array of lanes
 // (the portable paths) or one AVX-512 register, and the masked load of 16 fp32 or bf16 elements
-// as fp32.
+// as fp32 (which the decode gemv uses too).
 #pragma once
 #include <immintrin.h>
 
