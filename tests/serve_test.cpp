@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "infer/kv_cache.h"
 #include "kernels/cpu/attention_rows.h"
 #include "kernels/cpu/cpu_isa.h"
@@ -140,6 +141,40 @@ TEST(RowsMatmul, ManyChunksGiveTheSameBitsForAnyRowsAndThreads) {
     }
   }
   set_kernel_isa(saved);
+}
+
+// The serving panels hold the same bf16 values in the order the tiles read them, so every row
+// count and thread count gives the plain layout's bits (column and row tails included), and the
+// layers that cannot read panels refuse them.
+TEST(RowsMatmul, Bf16PanelsGiveThePlainLayoutsBits) {
+  if (!rows_panels_supported()) GTEST_SKIP() << "bf16 panels need AVX512-BF16";
+  for (const auto& [C, OC] : {std::pair{int64_t(300), int64_t(200)}, {int64_t(301), int64_t(96)},
+                              {int64_t(769), int64_t(130)}, {int64_t(64), int64_t(192)}}) {
+    const int64_t N = 17;
+    auto x = test::randn(size_t(N * C), 31), w = test::randn(size_t(C * OC), 32), bias = test::randn(size_t(OC), 33);
+    std::vector<uint16_t> w16(w.size());
+    convert_to_bf16(w16.data(), w.data(), int64_t(w.size()));
+    const int64_t elems = rows_panel_elems(C, OC);
+    EXPECT_EQ(elems, (C + C % 2) * ((OC + 63) / 64 * 64));
+    std::vector<uint16_t> panels(size_t(elems), 0xffff);
+    pack_rows_panels(panels.data(), w16.data(), C, OC);
+    std::vector<float> plain(static_cast<size_t>(N * OC));
+    rows_matmul(plain.data(), x.data(), WeightView(w.data(), w16.data()), bias.data(), N, C, OC);
+    const int threads = omp_get_max_threads();
+    for (int t : {1, 2, 3}) {
+      omp_set_num_threads(t);
+      for (int64_t rows : {int64_t(1), int64_t(2), int64_t(5), int64_t(8), int64_t(9), int64_t(16)}) {
+        std::vector<float> got(static_cast<size_t>(rows * OC));
+        rows_matmul(got.data(), x.data() + C, WeightView::panels(panels.data()), bias.data(), rows, C, OC);
+        EXPECT_EQ(0, std::memcmp(got.data(), plain.data() + OC, got.size() * 4))
+            << rows << " rows, " << t << " threads, C " << C << " OC " << OC;
+      }
+    }
+    omp_set_num_threads(threads);
+    std::vector<float> out(static_cast<size_t>(N * OC));
+    EXPECT_THROW(matmul_forward(out.data(), x.data(), WeightView::panels(panels.data()), nullptr, 1, C, OC), Error);
+    EXPECT_THROW(rows_matmul_transposed(out.data(), x.data(), WeightView::panels(panels.data()), 1, C, OC, 1.0f), Error);
+  }
 }
 
 // Per-token attention over KV slots: a row's result does not depend on the rows beside it, the
@@ -271,6 +306,54 @@ TEST(BatchForward, ASequenceAloneOrAmongOthersIsBitIdenticalAndMatchesForwardPas
   EXPECT_EQ(0, std::memcmp(alone16.data(), among16.data(), alone16.size() * 4)) << "batch-dependent bf16-cache logits";
   EXPECT_NE(0, std::memcmp(alone16.data(), alone.data(), alone.size() * 4)) << "the bf16 cache was not used";
   for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(alone16[i], want[i], 2e-2f) << i;
+}
+
+// A served bf16 model holds its block matrices as panels: its logits are the plain bf16 copy's,
+// bit for bit, alone and among others.
+TEST(BatchForward, ServingPanelsGiveThePlainBf16CopysBits) {
+  if (!rows_panels_supported()) GTEST_SKIP() << "bf16 panels need AVX512-BF16";
+  ModelConfig c = tiny_config();
+  c.n_embd = 64;  // every block matrix's columns a multiple of 64, so all four are packed
+  auto load = [&](bool panels) {
+    auto m = std::make_unique<Model>(c);
+    init_weights(*m, {.seed = 8});
+    EXPECT_EQ(set_precision(*m, Precision::BF16), Precision::BF16);
+    release_fp32_matrices(*m);
+    if (panels) pack_serving_panels(*m);
+    return m;
+  };
+  const auto plain = load(false), packed = load(true);
+  EXPECT_EQ(packed->bf16_panels.size(), size_t(4 * c.n_layer));
+  auto run = [&](const Model& m, bool crowd) {
+    const int64_t slots = 16, V = c.vocab_size;
+    KVCache cache(m, slots, 32, DType::BF16);
+    BatchForward bf(m);
+    std::vector<float> got;
+    for (int32_t t = 0; t < 12; t += 4) {
+      TokenBatch b;
+      if (crowd)
+        for (int32_t s = 1; s < slots; ++s) b.add((s * 5 + t) % 97, s, t / 4, true);
+      const int64_t mine = b.size();
+      for (int32_t i = 0; i < 4; ++i) b.add((t + i) * 11 % 97, 0, t + i, true);
+      const float* lg = bf.forward(b, cache.views(), slots);
+      got.insert(got.end(), lg + mine * V, lg + (mine + 4) * V);
+    }
+    return got;
+  };
+  const std::vector<float> want = run(*plain, false);
+  for (bool crowd : {false, true}) {
+    const std::vector<float> got = run(*packed, crowd);
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4)) << (crowd ? "among 15 others" : "alone");
+  }
+  ForwardPass fp(*packed);  // the prefill GEMMs cannot read the panels: a clear refusal
+  const int32_t tok = 3;
+  try {
+    fp.forward(&tok, 1, 1, 0, {}, LogitsRows::All);
+    ADD_FAILURE() << "ForwardPass read the panels";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("panels"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ChoiceText, StopStringsAcrossTokensAndWholeUtf8Characters) {

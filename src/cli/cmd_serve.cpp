@@ -53,6 +53,7 @@ void add_serve_command(CLI::App& app) {
     if (world_rank() != 0) {
       auto m = load_hf_shard(o->model, *par);
       set_inference_precision(*m, o->precision);
+      pack_serving_panels(*m);  // only the batched forward reads the weights from here on
       serve::follow_scheduler(*m, *par, o->server.scheduler);
       return;
     }
@@ -68,6 +69,7 @@ void add_serve_command(CLI::App& app) {
       lm.tokenizer = find_tokenizer(o->tokenizer, o->model);
       lm.model = par->world.size() > 1 ? load_hf_shard(o->model, *par) : load_hf_model(o->model);
       set_inference_precision(*lm.model, o->precision);
+      pack_serving_panels(*lm.model);
       if (par->world.size() > 1) lm.layout = par.get();
       return lm;
     });

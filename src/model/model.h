@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct Model {
   // weight(); wte's lookups read the head's rows (tied) or its own.
   std::vector<std::vector<uint8_t>> quant_storage;
   std::map<const float*, QuantMatrix> quant;
+  // Serving with bf16 weights (pack_serving_panels): the matrices whose range of params_bf16
+  // holds rows_matmul's panels instead of the plain copy, keyed as quant is.
+  std::set<const float*> bf16_panels;
 
   // The view a dense layer reads of the matrix at p (a pointer into params).
   WeightView weight(const float* p) const {
@@ -36,7 +40,9 @@ struct Model {
       const auto it = quant.find(p);
       if (it != quant.end()) q = &it->second;
     }
-    return {p, params_bf16.empty() ? nullptr : params_bf16.data() + (p - params.data()), q};
+    const uint16_t* p16 = params_bf16.empty() ? nullptr : params_bf16.data() + (p - params.data());
+    if (p16 && bf16_panels.count(p)) return WeightView::panels(p16);
+    return {p, p16, q};
   }
 
   explicit Model(const ModelConfig& c);
@@ -77,6 +83,12 @@ void refresh_bf16_copy(Model& m);
 // four, wte, an untied lm_head) to the system, halving their footprint. Requires BF16; the
 // model must not be trained or saved afterwards (its fp32 matrices read as zeros).
 void release_fp32_matrices(Model& m);
+// Serving (rows_matmul's batch-invariant GEMMs alone read the weights): rearranges each block
+// matrix's bf16 copy in place into rows_matmul's panels where they take the matrix's own size
+// (rows even, columns a multiple of 64; the rest stay as they are). Requires BF16 with the fp32
+// matrices released and AVX512-BF16 (rows_panels_supported); a no-op otherwise. Afterwards only
+// rows_matmul may read those matrices (matmul_forward refuses them).
+void pack_serving_panels(Model& m);
 // Inference with quantized weights: the blocks' four matrices and the head (wte's rows, tied or
 // not) become rows of `t` blocks along their input dimension (a tensor whose rows do not split
 // into t's blocks, as q4_k's 256 on C = 1088, falls back to q8_0, as llama.cpp falls back), and

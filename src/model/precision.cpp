@@ -3,10 +3,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "core/error.h"
 #include "kernels/cpu/embedding.h"
+#include "kernels/cpu/rows_matmul.h"
 #include "model/memory.h"
 #include "model/model.h"
 
@@ -55,6 +57,28 @@ void release_fp32_matrices(Model& m) {
   release_pages(m.w.wte, Vl * C);
   if (m.w.lm_head != m.w.wte) release_pages(m.w.lm_head, Vl * C);
   m.fp32_matrices_released = true;
+}
+
+void pack_serving_panels(Model& m) {
+  if (m.precision != Precision::BF16 || !m.fp32_matrices_released || !rows_panels_supported()) return;
+  const ModelConfig& c = m.config;
+  const Shard& sh = m.shard;
+  const int64_t C = c.n_embd, Ca = sh.attn_width(c), Fl = sh.ffn(c);
+  std::vector<uint16_t> panels;
+  auto pack = [&](const float* w, int64_t in, int64_t out) {
+    if (rows_panel_elems(in, out) != in * out || m.bf16_panels.count(w)) return;
+    uint16_t* w16 = m.params_bf16.data() + (w - m.params.data());
+    panels.resize(size_t(in * out));
+    pack_rows_panels(panels.data(), w16, in, out);
+    std::copy(panels.begin(), panels.end(), w16);
+    m.bf16_panels.insert(w);
+  };
+  for (const LayerWeights& l : m.w.layers) {
+    pack(l.qkv_w, C, 3 * Ca);
+    pack(l.attn_proj_w, Ca, C);
+    pack(l.fc_w, C, Fl);
+    pack(l.fc_proj_w, Fl, C);
+  }
 }
 
 void quantize_matrices(Model& m, QuantType t) {

@@ -17,9 +17,14 @@ namespace {
 // An activation operand: fp32 only (the bf16 path rounds it into scratch).
 GemmOperand act(const float* x, int64_t ld, bool trans = false) { return {x, nullptr, ld, trans}; }
 GemmOperand weight(WeightView w, int64_t ld, bool trans = false) { return {w.f32, w.bf16, ld, trans}; }
+// The serving panels (rows_matmul.h) have neither an fp32 nor a plain bf16 matrix to read.
+void check_not_panels(WeightView w) {
+  WAFER_CHECK(!w.bf16_panels, "[matmul] this weight is held in rows_matmul's serving panels, which only rows_matmul reads");
+}
 }  // namespace
 
 void matmul_forward(float* out, const float* inp, WeightView w, const float* bias, int64_t N, int64_t C, int64_t OC) {
+  check_not_panels(w);
   if (w.quant) {
     WAFER_CHECK(w.quant->rows == OC && w.quant->cols == C, "[matmul] quantized weight is [", w.quant->rows, ", ",
                 w.quant->cols, "], expected [", OC, ", ", C, "]");
@@ -40,6 +45,7 @@ void matmul_forward(float* out, const float* inp, WeightView w, const float* bia
 
 void matmul_forward_transposed(float* out, const float* inp, WeightView w, int64_t N, int64_t C, int64_t V,
                                float scale) {
+  check_not_panels(w);
   if (w.quant) {
     WAFER_CHECK(w.quant->rows == V && w.quant->cols == C, "[matmul] quantized head is [", w.quant->rows, ", ",
                 w.quant->cols, "], expected [", V, ", ", C, "]");
@@ -55,6 +61,7 @@ void matmul_forward_transposed(float* out, const float* inp, WeightView w, int64
 
 void matmul_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, WeightView w,
                      int64_t N, int64_t C, int64_t OC) {
+  check_not_panels(w);
   if (dinp) gemm(w.precision(), N, C, OC, 1.0f, act(dout, OC), weight(w, OC, true), 1.0f, dinp, C);
   gemm(w.precision(), C, OC, N, 1.0f, act(inp, C, true), act(dout, OC), 1.0f, dw, OC);
   if (dbias) bias_backward(dbias, dout, N, OC);
@@ -78,6 +85,7 @@ WAFER_KERNEL void bias_backward(float* dbias, const float* dout, int64_t N, int6
 
 void matmul_transposed_backward(float* dinp, float* dw, const float* dout, const float* inp, WeightView w, int64_t N,
                                 int64_t C, int64_t V, float scale) {
+  check_not_panels(w);
   gemm(w.precision(), N, C, V, scale, act(dout, V), weight(w, C), 1.0f, dinp, C);
   gemm(w.precision(), V, C, N, scale, act(dout, V, true), act(inp, C), 1.0f, dw, C);
 }

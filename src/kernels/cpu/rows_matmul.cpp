@@ -329,6 +329,17 @@ void rows_matmul_impl(float* out, const float* x, const W* w, const float* bias,
   in_fixed_blocks(OC, kColBlock, [&](int64_t j0, int64_t j1) { rows(out, x, w, bias, N, C, OC, j0, j1); });
 }
 
+void rows_matmul_panels(float* out, const float* x, const uint16_t* panels, const float* bias, int64_t N, int64_t C,
+                        int64_t OC) {
+  WAFER_CHECK(rows_panels_supported(), "[rows_matmul] bf16 panels need AVX512-BF16 and the AVX-512 kernels; found ",
+              isa_name(kernel_isa()));
+  const int64_t Cp = C + (C & 1);
+  const std::vector<uint16_t> x16 = rows_to_bf16(x, N, C, Cp);
+  in_fixed_blocks(OC, kColBlock, [&](int64_t j0, int64_t j1) {
+    rows_bf16::panel_rows(out, x16.data(), Cp, panels, bias, N, C, OC, j0, j1);
+  });
+}
+
 template <typename W>
 void rows_head_impl(float* out, const float* x, const W* w, int64_t N, int64_t C, int64_t V, float scale) {
   if constexpr (std::is_same_v<W, uint16_t>) {
@@ -353,6 +364,8 @@ void rows_matmul(float* out, const float* inp, WeightView w, const float* bias, 
   if (N == 0) return;
   if (w.quant)  // batch-invariant too: each row's products do not depend on the other rows
     matmul_forward(out, inp, w, bias, N, C, OC);
+  else if (w.bf16_panels)
+    rows_matmul_panels(out, inp, w.bf16_panels, bias, N, C, OC);
   else if (w.bf16)
     rows_matmul_impl(out, inp, w.bf16, bias, N, C, OC);
   else
@@ -361,6 +374,7 @@ void rows_matmul(float* out, const float* inp, WeightView w, const float* bias, 
 
 void rows_matmul_transposed(float* out, const float* inp, WeightView w, int64_t N, int64_t C, int64_t V, float scale) {
   WAFER_CHECK(N >= 0 && C > 0 && V > 0, "[rows_matmul] expected positive sizes, found N=", N, " C=", C, " V=", V);
+  WAFER_CHECK(!w.bf16_panels, "[rows_matmul] the head is never held in panels");
   if (N == 0) return;
   if (w.quant)
     matmul_forward_transposed(out, inp, w, N, C, V, scale);
@@ -368,6 +382,16 @@ void rows_matmul_transposed(float* out, const float* inp, WeightView w, int64_t 
     rows_head_impl(out, inp, w.bf16, N, C, V, scale);
   else
     rows_head_impl(out, inp, w.f32, N, C, V, scale);
+}
+
+bool rows_panels_supported() { return rows_bf16::dot_products(); }
+
+int64_t rows_panel_elems(int64_t C, int64_t OC) { return rows_bf16::panel_elems(C, OC); }
+
+void pack_rows_panels(uint16_t* panels, const uint16_t* w, int64_t C, int64_t OC) {
+  WAFER_CHECK(rows_panels_supported(), "[rows_matmul] bf16 panels need AVX512-BF16 and the AVX-512 kernels; found ",
+              isa_name(kernel_isa()));
+  rows_bf16::pack_panels(panels, w, C, OC);
 }
 
 }  // namespace wafer

@@ -84,8 +84,33 @@ void head_rows(float* out, const uint16_t* x16, const uint16_t* w, int64_t N, in
   v[1] = _mm512_permutex2var_ps(lo, second, hi);
 }
 
-template <int R>
-[[WAFER_AVX512BF16]] void fwd_tile_bf16dp(float* out, const uint16_t* x16, int64_t Cp, const uint16_t* w,
+// The four pair registers of input rows (c, c + 1), columns [j0, j0 + 64), built from W[C, OC]
+// as it is (rows OC apart).
+struct RowPairsOfW {
+  const uint16_t* w;
+  int64_t C, OC, j0;
+  __mmask32 m[2];
+  RowPairsOfW(const uint16_t* w_, int64_t C_, int64_t OC_, int64_t j0_) : w(w_), C(C_), OC(OC_), j0(j0_) {
+    m[0] = lane_mask32(OC - j0), m[1] = lane_mask32(OC - j0 - 32);
+  }
+  [[WAFER_AVX512BF16, gnu::always_inline]] void operator()(__m512bh* wp, int64_t c) const {
+    bf16_row_pairs(wp, w + c * OC + j0, OC, c + 1 < C, m);
+  }
+};
+
+// The same registers read from the panels (pack_panels): one contiguous 256-byte run per pair,
+// the strip's pairs one after another.
+struct RowPairsOfPanel {
+  const uint16_t* strip;
+  [[WAFER_AVX512BF16, gnu::always_inline]] void operator()(__m512bh* wp, int64_t c) const {
+    const uint16_t* p = strip + (c / 2) * kPanelPairElems;
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) wp[k] = (__m512bh)_mm512_loadu_si512(p + 32 * k);
+  }
+};
+
+template <int R, typename Pairs>
+[[WAFER_AVX512BF16]] void fwd_tile_bf16dp(float* out, const uint16_t* x16, int64_t Cp, const Pairs& pairs,
                                           const float* bias, int64_t C, int64_t OC, int64_t j0) {
   const __mmask32 m[2] = {lane_mask32(OC - j0), lane_mask32(OC - j0 - 32)};
   for (int64_t c0 = 0; c0 < C; c0 += kChunkRows) {
@@ -96,7 +121,7 @@ template <int R>
       for (int k = 0; k < 4; ++k) acc[r][k] = _mm512_setzero_ps();
     for (int64_t c = c0; c < c1; c += 2) {
       __m512bh wp[4];
-      bf16_row_pairs(wp, w + c * OC + j0, OC, c + 1 < C, m);
+      pairs(wp, c);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         // One row's (x[c], x[c+1]) at a time, not bf16_x_pairs: all six at once beside the 24
@@ -128,8 +153,32 @@ template <int R>
 void fwd_rows(float* out, const uint16_t* x16, int64_t Cp, const uint16_t* w, const float* bias, int64_t N, int64_t C,
               int64_t OC, int64_t j0, int64_t j1) {
   for (int64_t j = j0; j < j1; j += 64)
-    in_row_tiles<6>(
-        N, [&](auto r, int64_t n) { fwd_tile_bf16dp<r.value>(out + n * OC, x16 + n * Cp, Cp, w, bias, C, OC, j); });
+    in_row_tiles<6>(N, [&](auto r, int64_t n) {
+      fwd_tile_bf16dp<r.value>(out + n * OC, x16 + n * Cp, Cp, RowPairsOfW(w, C, OC, j), bias, C, OC, j);
+    });
+}
+
+int64_t panel_elems(int64_t C, int64_t OC) { return (C + (C & 1)) * ((OC + 63) / 64 * 64); }
+
+[[WAFER_AVX512BF16]] void pack_panels(uint16_t* panels, const uint16_t* w, int64_t C, int64_t OC) {
+  for (int64_t j = 0; j < OC; j += 64) {
+    const RowPairsOfW pairs(w, C, OC, j);
+    for (int64_t c = 0; c < C; c += 2, panels += kPanelPairElems) {
+      __m512bh wp[4];
+      pairs(wp, c);
+      for (int k = 0; k < 4; ++k) _mm512_storeu_si512(panels + 32 * k, (__m512i)wp[k]);
+    }
+  }
+}
+
+void panel_rows(float* out, const uint16_t* x16, int64_t Cp, const uint16_t* panels, const float* bias, int64_t N,
+                int64_t C, int64_t OC, int64_t j0, int64_t j1) {
+  for (int64_t j = j0; j < j1; j += 64) {
+    const RowPairsOfPanel pairs{panels + (j / 64) * (Cp / 2) * kPanelPairElems};
+    in_row_tiles<6>(N, [&](auto r, int64_t n) {
+      fwd_tile_bf16dp<r.value>(out + n * OC, x16 + n * Cp, Cp, pairs, bias, C, OC, j);
+    });
+  }
 }
 
 // (x[r, c], x[r, c + 1]) in every lane, for rows r < R of x16 (rows Cp apart).

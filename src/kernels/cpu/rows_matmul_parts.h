@@ -13,6 +13,8 @@ constexpr int64_t kChunkRows = 128;
 // Input rows of a chunk that the decode streams sweep for every group of 4 rows of x before the
 // next ones (even; a block of W that stays in L2).
 constexpr int64_t kStreamSubRows = 32;
+// bf16 elements of a pair of input rows in a panel: 64 columns × 2 rows, as 4 registers.
+constexpr int64_t kPanelPairElems = 128;
 
 // Rows [0, N) in tiles of at most Max (4 or 6): tile(std::integral_constant<int, R>{}, first row)
 // for each, R the tile's rows (a compile-time constant, so its accumulators are registers).
@@ -49,6 +51,12 @@ void head_rows(float* out, const uint16_t* x16, const uint16_t* w, int64_t N, in
 // an even Cp >= C with zeros).
 void fwd_rows(float* out, const uint16_t* x16, int64_t Cp, const uint16_t* w, const float* bias, int64_t N, int64_t C,
               int64_t OC, int64_t j0, int64_t j1);
+// rows_matmul.h's panels of W[C, OC]: their size, and W rearranged into them.
+int64_t panel_elems(int64_t C, int64_t OC);
+void pack_panels(uint16_t* panels, const uint16_t* w, int64_t C, int64_t OC);
+// fwd_rows over the panels: the same operations per element, so the same bits.
+void panel_rows(float* out, const uint16_t* x16, int64_t Cp, const uint16_t* panels, const float* bias, int64_t N,
+                int64_t C, int64_t OC, int64_t j0, int64_t j1);
 // N <= 8 rows: the partial part[N, OCp] of input rows [c0, c1) (one chunk), OCp = OC rounded up
 // to 64, each 32-column group's columns in the order of its bf16 pairs.
 void stream_chunk(float* part, int64_t OCp, const uint16_t* x16, int64_t Cp, const uint16_t* w, int64_t N, int64_t C,
