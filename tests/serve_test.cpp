@@ -143,37 +143,47 @@ TEST(RowsMatmul, ManyChunksGiveTheSameBitsForAnyRowsAndThreads) {
   set_kernel_isa(saved);
 }
 
-// The serving panels hold the same bf16 values in the order the tiles read them, so every row
-// count and thread count gives the plain layout's bits (column and row tails included), and the
-// layers that cannot read panels refuse them.
-TEST(RowsMatmul, Bf16PanelsGiveThePlainLayoutsBits) {
-  if (!rows_panels_supported()) GTEST_SKIP() << "bf16 panels need AVX512-BF16";
-  for (const auto& [C, OC] : {std::pair{int64_t(300), int64_t(200)}, {int64_t(301), int64_t(96)},
-                              {int64_t(769), int64_t(130)}, {int64_t(64), int64_t(192)}}) {
-    const int64_t N = 17;
-    auto x = test::randn(size_t(N * C), 31), w = test::randn(size_t(C * OC), 32), bias = test::randn(size_t(OC), 33);
-    std::vector<uint16_t> w16(w.size());
-    convert_to_bf16(w16.data(), w.data(), int64_t(w.size()));
-    const int64_t elems = rows_panel_elems(C, OC);
-    EXPECT_EQ(elems, (C + C % 2) * ((OC + 63) / 64 * 64));
-    std::vector<uint16_t> panels(size_t(elems), 0xffff);
-    pack_rows_panels(panels.data(), w16.data(), C, OC);
-    std::vector<float> plain(static_cast<size_t>(N * OC));
-    rows_matmul(plain.data(), x.data(), WeightView(w.data(), w16.data()), bias.data(), N, C, OC);
-    const int threads = omp_get_max_threads();
-    for (int t : {1, 2, 3}) {
-      omp_set_num_threads(t);
-      for (int64_t rows : {int64_t(1), int64_t(2), int64_t(5), int64_t(8), int64_t(9), int64_t(16)}) {
-        std::vector<float> got(static_cast<size_t>(rows * OC));
-        rows_matmul(got.data(), x.data() + C, WeightView::panels(panels.data()), bias.data(), rows, C, OC);
-        EXPECT_EQ(0, std::memcmp(got.data(), plain.data() + OC, got.size() * 4))
-            << rows << " rows, " << t << " threads, C " << C << " OC " << OC;
+// The serving panels hold the same fp32 or bf16 values in the order the tiles read them, so
+// every row count and thread count gives the plain layout's bits (column and row tails
+// included), and the layers that cannot read panels refuse them.
+TEST(RowsMatmul, PanelsGiveThePlainLayoutsBits) {
+  for (const Precision p : {Precision::F32, Precision::BF16}) {
+    if (!rows_panels_supported(p)) continue;  // this CPU lacks AVX-512 (or AVX512-BF16)
+    for (const auto& [C, OC] : {std::pair{int64_t(300), int64_t(200)}, {int64_t(301), int64_t(96)},
+                                {int64_t(769), int64_t(130)}, {int64_t(64), int64_t(192)}}) {
+      const bool bf16 = p == Precision::BF16;
+      const int64_t N = 17;
+      auto x = test::randn(size_t(N * C), 31), w = test::randn(size_t(C * OC), 32), bias = test::randn(size_t(OC), 33);
+      std::vector<uint16_t> w16(w.size());
+      convert_to_bf16(w16.data(), w.data(), int64_t(w.size()));
+      const int64_t elems = rows_panel_elems(p, C, OC);
+      EXPECT_EQ(elems, (bf16 ? C + C % 2 : C) * ((OC + 63) / 64 * 64));
+      std::vector<float> panels32(bf16 ? 0 : size_t(elems), NAN);
+      std::vector<uint16_t> panels16(bf16 ? size_t(elems) : 0, 0xffff);
+      if (bf16)
+        pack_rows_panels(panels16.data(), w16.data(), C, OC);
+      else
+        pack_rows_panels(panels32.data(), w.data(), C, OC);
+      const WeightView plain_view = bf16 ? WeightView(w.data(), w16.data()) : WeightView(w.data());
+      const WeightView panel_view = bf16 ? WeightView::panels(panels16.data()) : WeightView::panels(panels32.data());
+      std::vector<float> plain(static_cast<size_t>(N * OC));
+      rows_matmul(plain.data(), x.data(), plain_view, bias.data(), N, C, OC);
+      const int threads = omp_get_max_threads();
+      for (int t : {1, 2, 3}) {
+        omp_set_num_threads(t);
+        for (int64_t rows : {int64_t(1), int64_t(2), int64_t(5), int64_t(8), int64_t(9), int64_t(16)}) {
+          std::vector<float> got(static_cast<size_t>(rows * OC));
+          rows_matmul(got.data(), x.data() + C, panel_view, bias.data(), rows, C, OC);
+          EXPECT_EQ(0, std::memcmp(got.data(), plain.data() + OC, got.size() * 4))
+              << rows << " rows, " << t << " threads, C " << C << " OC " << OC << (bf16 ? " bf16" : " fp32");
+        }
       }
+      omp_set_num_threads(threads);
+      std::vector<float> out(static_cast<size_t>(N * OC));
+      EXPECT_THROW(matmul_forward(out.data(), x.data(), panel_view, nullptr, 1, C, OC), Error);
+      EXPECT_THROW(matmul_forward(out.data(), x.data(), panel_view, nullptr, 4, C, OC), Error);
+      EXPECT_THROW(rows_matmul_transposed(out.data(), x.data(), panel_view, 1, C, OC, 1.0f), Error);
     }
-    omp_set_num_threads(threads);
-    std::vector<float> out(static_cast<size_t>(N * OC));
-    EXPECT_THROW(matmul_forward(out.data(), x.data(), WeightView::panels(panels.data()), nullptr, 1, C, OC), Error);
-    EXPECT_THROW(rows_matmul_transposed(out.data(), x.data(), WeightView::panels(panels.data()), 1, C, OC, 1.0f), Error);
   }
 }
 
@@ -308,22 +318,27 @@ TEST(BatchForward, ASequenceAloneOrAmongOthersIsBitIdenticalAndMatchesForwardPas
   for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(alone16[i], want[i], 2e-2f) << i;
 }
 
-// A served bf16 model holds its block matrices as panels: its logits are the plain bf16 copy's,
-// bit for bit, alone and among others.
-TEST(BatchForward, ServingPanelsGiveThePlainBf16CopysBits) {
-  if (!rows_panels_supported()) GTEST_SKIP() << "bf16 panels need AVX512-BF16";
+// A served model holds its block matrices as panels: its logits are the plain layout's, bit for
+// bit, alone and among others, in fp32 and in bf16.
+class ServingPanels : public ::testing::TestWithParam<Precision> {};
+
+TEST_P(ServingPanels, GiveThePlainLayoutsBits) {
+  const Precision p = GetParam();
+  if (!rows_panels_supported(p)) GTEST_SKIP() << "panels need AVX-512 (bf16: AVX512-BF16)";
   ModelConfig c = tiny_config();
   c.n_embd = 64;  // every block matrix's columns a multiple of 64, so all four are packed
   auto load = [&](bool panels) {
     auto m = std::make_unique<Model>(c);
     init_weights(*m, {.seed = 8});
-    EXPECT_EQ(set_precision(*m, Precision::BF16), Precision::BF16);
-    release_fp32_matrices(*m);
+    if (p == Precision::BF16) {
+      EXPECT_EQ(set_precision(*m, Precision::BF16), Precision::BF16);
+      release_fp32_matrices(*m);
+    }
     if (panels) pack_serving_panels(*m);
     return m;
   };
   const auto plain = load(false), packed = load(true);
-  EXPECT_EQ(packed->bf16_panels.size(), size_t(4 * c.n_layer));
+  EXPECT_EQ(packed->serving_panels.size(), size_t(4 * c.n_layer));
   auto run = [&](const Model& m, bool crowd) {
     const int64_t slots = 16, V = c.vocab_size;
     KVCache cache(m, slots, 32, DType::BF16);
@@ -355,6 +370,9 @@ TEST(BatchForward, ServingPanelsGiveThePlainBf16CopysBits) {
     EXPECT_NE(std::string(e.what()).find("panels"), std::string::npos) << e.what();
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(BatchForward, ServingPanels, ::testing::Values(Precision::F32, Precision::BF16),
+                         [](const auto& info) { return std::string(info.param == Precision::F32 ? "fp32" : "bf16"); });
 
 TEST(ChoiceText, StopStringsAcrossTokensAndWholeUtf8Characters) {
   serve::ChoiceText t({"END", "\nUser:"});

@@ -29,9 +29,9 @@ struct Model {
   // weight(); wte's lookups read the head's rows (tied) or its own.
   std::vector<std::vector<uint8_t>> quant_storage;
   std::map<const float*, QuantMatrix> quant;
-  // Serving with bf16 weights (pack_serving_panels): the matrices whose range of params_bf16
-  // holds rows_matmul's panels instead of the plain copy, keyed as quant is.
-  std::set<const float*> bf16_panels;
+  // Serving (pack_serving_panels): the matrices whose range of params (fp32) or params_bf16
+  // (bf16) holds rows_matmul's panels instead of the plain layout, keyed as quant is.
+  std::set<const float*> serving_panels;
 
   // The view a dense layer reads of the matrix at p (a pointer into params).
   WeightView weight(const float* p) const {
@@ -41,7 +41,7 @@ struct Model {
       if (it != quant.end()) q = &it->second;
     }
     const uint16_t* p16 = params_bf16.empty() ? nullptr : params_bf16.data() + (p - params.data());
-    if (p16 && bf16_panels.count(p)) return WeightView::panels(p16);
+    if (serving_panels.count(p)) return p16 ? WeightView::panels(p16) : WeightView::panels(p);
     return {p, p16, q};
   }
 
@@ -84,10 +84,11 @@ void refresh_bf16_copy(Model& m);
 // model must not be trained or saved afterwards (its fp32 matrices read as zeros).
 void release_fp32_matrices(Model& m);
 // Serving (rows_matmul's batch-invariant GEMMs alone read the weights): rearranges each block
-// matrix's bf16 copy in place into rows_matmul's panels where they take the matrix's own size
-// (rows even, columns a multiple of 64; the rest stay as they are). Requires BF16 with the fp32
-// matrices released and AVX512-BF16 (rows_panels_supported); a no-op otherwise. Afterwards only
-// rows_matmul may read those matrices (matmul_forward refuses them).
+// matrix in place into rows_matmul's panels where they take the matrix's own size (columns a
+// multiple of 64, and rows even for bf16; the rest stay as they are): the fp32 matrices under
+// F32, the bf16 copy under BF16 once the fp32 matrices are released. A no-op for quantized
+// weights or where rows_panels_supported is false. Afterwards the model serves only: rows_matmul
+// alone reads those matrices (matmul_forward refuses them), and it is never trained or saved.
 void pack_serving_panels(Model& m);
 // Inference with quantized weights: the blocks' four matrices and the head (wte's rows, tied or
 // not) become rows of `t` blocks along their input dimension (a tensor whose rows do not split

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <type_traits>
 
 #include "core/error.h"
 #include "kernels/cpu/embedding.h"
@@ -60,18 +61,24 @@ void release_fp32_matrices(Model& m) {
 }
 
 void pack_serving_panels(Model& m) {
-  if (m.precision != Precision::BF16 || !m.fp32_matrices_released || !rows_panels_supported()) return;
+  const bool bf16 = m.precision == Precision::BF16;
+  if (!m.quant.empty() || (bf16 && !m.fp32_matrices_released) || !rows_panels_supported(m.precision)) return;
   const ModelConfig& c = m.config;
   const Shard& sh = m.shard;
   const int64_t C = c.n_embd, Ca = sh.attn_width(c), Fl = sh.ffn(c);
-  std::vector<uint16_t> panels;
+  auto pack_in_place = [](auto* w, int64_t in, int64_t out) {
+    std::vector<std::remove_cv_t<std::remove_pointer_t<decltype(w)>>> panels(size_t(in * out));
+    pack_rows_panels(panels.data(), w, in, out);
+    std::copy(panels.begin(), panels.end(), w);
+  };
   auto pack = [&](const float* w, int64_t in, int64_t out) {
-    if (rows_panel_elems(in, out) != in * out || m.bf16_panels.count(w)) return;
-    uint16_t* w16 = m.params_bf16.data() + (w - m.params.data());
-    panels.resize(size_t(in * out));
-    pack_rows_panels(panels.data(), w16, in, out);
-    std::copy(panels.begin(), panels.end(), w16);
-    m.bf16_panels.insert(w);
+    if (rows_panel_elems(m.precision, in, out) != in * out || m.serving_panels.count(w)) return;
+    const int64_t at = w - m.params.data();
+    if (bf16)
+      pack_in_place(m.params_bf16.data() + at, in, out);
+    else
+      pack_in_place(m.params.data() + at, in, out);
+    m.serving_panels.insert(w);
   };
   for (const LayerWeights& l : m.w.layers) {
     pack(l.qkv_w, C, 3 * Ca);

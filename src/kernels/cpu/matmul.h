@@ -20,12 +20,18 @@ struct WeightView {
   const float* f32 = nullptr;
   const uint16_t* bf16 = nullptr;
   const QuantMatrix* quant = nullptr;
-  // Serving only: the bf16 weights rearranged for rows_matmul (rows_matmul.h), which alone reads
-  // them; f32 and bf16 are then null.
+  // Serving only: the weights rearranged for rows_matmul (rows_matmul.h), which alone reads them;
+  // f32 and bf16 are then null.
+  const float* f32_panels = nullptr;
   const uint16_t* bf16_panels = nullptr;
   WeightView(const float* w) : f32(w) {}  // NOLINT: an fp32 matrix is a view without a copy
   WeightView(const float* w, const uint16_t* w16) : f32(w), bf16(w16) {}
   WeightView(const float* w, const uint16_t* w16, const QuantMatrix* q) : f32(w), bf16(w16), quant(q) {}
+  static WeightView panels(const float* p) {
+    WeightView v(nullptr);
+    v.f32_panels = p;
+    return v;
+  }
   static WeightView panels(const uint16_t* p) {
     WeightView v(nullptr);
     v.bf16_panels = p;

@@ -93,8 +93,10 @@ void head_rows_generic(float* out, const float* x, const W* w, int64_t N, int64_
 
 // out rows [0, R) × columns [j0, j0 + 64) ∩ [0, OC): 4R accumulators in registers, one chunk of
 // input rows at a time; each chunk's partial is added into `out` in chunk order, then the bias.
+// wj: the strip's first row (w + j0 in Conv1D's layout, rows ld = OC apart; or a panel's strip,
+// rows 64 apart).
 template <int R, typename W>
-[[WAFER_AVX512]] void fwd_tile_avx512(float* out, const float* x, const W* w, const float* bias, int64_t C,
+[[WAFER_AVX512]] void fwd_tile_avx512(float* out, const float* x, const W* wj, int64_t ld, const float* bias, int64_t C,
                                       int64_t OC, int64_t j0) {
   __mmask16 m[4];
   for (int k = 0; k < 4; ++k) m[k] = lane_mask(OC - j0 - 16 * k);
@@ -104,10 +106,12 @@ template <int R, typename W>
     for (int r = 0; r < R; ++r)
       for (int k = 0; k < 4; ++k) acc[r][k] = _mm512_setzero_ps();
     const int64_t c1 = std::min(C, c0 + kChunkRows);
-    const W* wc = w + c0 * OC + j0;
-    for (int64_t c = c0; c < c1; ++c, wc += OC) {
-      _mm_prefetch(reinterpret_cast<const char*>(wc + 8 * OC), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(wc + 8 * OC + 32), _MM_HINT_T0);
+    const W* wc = wj + c0 * ld;
+    for (int64_t c = c0; c < c1; ++c, wc += ld) {
+      if (ld != 64) {  // rows a page apart: the prefetcher does not follow them
+        _mm_prefetch(reinterpret_cast<const char*>(wc + 8 * ld), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wc + 8 * ld + 32), _MM_HINT_T0);
+      }
       const __m512 w0 = load16(wc, m[0]), w1 = load16(wc + 16, m[1]), w2 = load16(wc + 32, m[2]),
                    w3 = load16(wc + 48, m[3]);
 #pragma GCC unroll 8
@@ -134,7 +138,18 @@ template <typename W>
 void fwd_rows_avx512(float* out, const float* x, const W* w, const float* bias, int64_t N, int64_t C, int64_t OC,
                      int64_t j0, int64_t j1) {
   for (int64_t j = j0; j < j1; j += 64)
-    in_row_tiles<6>(N, [&](auto r, int64_t n) { fwd_tile_avx512<r.value>(out + n * OC, x + n * C, w, bias, C, OC, j); });
+    in_row_tiles<6>(N, [&](auto r, int64_t n) {
+      fwd_tile_avx512<r.value>(out + n * OC, x + n * C, w + j, OC, bias, C, OC, j);
+    });
+}
+
+// The same tiles over fp32 panels: strip j / 64 is C rows of 64 columns, one after another.
+void fwd_panel_rows_avx512(float* out, const float* x, const float* panels, const float* bias, int64_t N, int64_t C,
+                           int64_t OC, int64_t j0, int64_t j1) {
+  for (int64_t j = j0; j < j1; j += 64)
+    in_row_tiles<6>(N, [&](auto r, int64_t n) {
+      fwd_tile_avx512<r.value>(out + n * OC, x + n * C, panels + (j / 64) * C * 64, 64, bias, C, OC, j);
+    });
 }
 
 // Few rows (decode), the weights read as a stream: a thread takes whole chunks of input rows,
@@ -329,10 +344,22 @@ void rows_matmul_impl(float* out, const float* x, const W* w, const float* bias,
   in_fixed_blocks(OC, kColBlock, [&](int64_t j0, int64_t j1) { rows(out, x, w, bias, N, C, OC, j0, j1); });
 }
 
+void check_panels_supported(Precision p) {
+  WAFER_CHECK(rows_panels_supported(p), "[rows_matmul] ", p == Precision::BF16 ? "bf16 panels need AVX512-BF16 and " : "",
+              "panels need the AVX-512 kernels; found ", isa_name(kernel_isa()));
+}
+
+void rows_matmul_panels(float* out, const float* x, const float* panels, const float* bias, int64_t N, int64_t C,
+                        int64_t OC) {
+  check_panels_supported(Precision::F32);
+  in_fixed_blocks(OC, kColBlock, [&](int64_t j0, int64_t j1) {
+    fwd_panel_rows_avx512(out, x, panels, bias, N, C, OC, j0, j1);
+  });
+}
+
 void rows_matmul_panels(float* out, const float* x, const uint16_t* panels, const float* bias, int64_t N, int64_t C,
                         int64_t OC) {
-  WAFER_CHECK(rows_panels_supported(), "[rows_matmul] bf16 panels need AVX512-BF16 and the AVX-512 kernels; found ",
-              isa_name(kernel_isa()));
+  check_panels_supported(Precision::BF16);
   const int64_t Cp = C + (C & 1);
   const std::vector<uint16_t> x16 = rows_to_bf16(x, N, C, Cp);
   in_fixed_blocks(OC, kColBlock, [&](int64_t j0, int64_t j1) {
@@ -366,6 +393,8 @@ void rows_matmul(float* out, const float* inp, WeightView w, const float* bias, 
     matmul_forward(out, inp, w, bias, N, C, OC);
   else if (w.bf16_panels)
     rows_matmul_panels(out, inp, w.bf16_panels, bias, N, C, OC);
+  else if (w.f32_panels)
+    rows_matmul_panels(out, inp, w.f32_panels, bias, N, C, OC);
   else if (w.bf16)
     rows_matmul_impl(out, inp, w.bf16, bias, N, C, OC);
   else
@@ -374,7 +403,7 @@ void rows_matmul(float* out, const float* inp, WeightView w, const float* bias, 
 
 void rows_matmul_transposed(float* out, const float* inp, WeightView w, int64_t N, int64_t C, int64_t V, float scale) {
   WAFER_CHECK(N >= 0 && C > 0 && V > 0, "[rows_matmul] expected positive sizes, found N=", N, " C=", C, " V=", V);
-  WAFER_CHECK(!w.bf16_panels, "[rows_matmul] the head is never held in panels");
+  WAFER_CHECK(!w.bf16_panels && !w.f32_panels, "[rows_matmul] the head is never held in panels");
   if (N == 0) return;
   if (w.quant)
     matmul_forward_transposed(out, inp, w, N, C, V, scale);
@@ -384,14 +413,27 @@ void rows_matmul_transposed(float* out, const float* inp, WeightView w, int64_t 
     rows_head_impl(out, inp, w.f32, N, C, V, scale);
 }
 
-bool rows_panels_supported() { return rows_bf16::dot_products(); }
+bool rows_panels_supported(Precision p) {
+  return p == Precision::BF16 ? rows_bf16::dot_products() : kernel_isa() == Isa::Avx512;
+}
 
-int64_t rows_panel_elems(int64_t C, int64_t OC) { return rows_bf16::panel_elems(C, OC); }
+int64_t rows_panel_elems(Precision p, int64_t C, int64_t OC) {
+  return p == Precision::BF16 ? rows_bf16::panel_elems(C, OC) : C * ((OC + 63) / 64 * 64);
+}
 
 void pack_rows_panels(uint16_t* panels, const uint16_t* w, int64_t C, int64_t OC) {
-  WAFER_CHECK(rows_panels_supported(), "[rows_matmul] bf16 panels need AVX512-BF16 and the AVX-512 kernels; found ",
-              isa_name(kernel_isa()));
+  check_panels_supported(Precision::BF16);
   rows_bf16::pack_panels(panels, w, C, OC);
+}
+
+void pack_rows_panels(float* panels, const float* w, int64_t C, int64_t OC) {
+  check_panels_supported(Precision::F32);
+  for (int64_t j = 0; j < OC; j += 64)
+    for (int64_t c = 0; c < C; ++c, panels += 64) {
+      const int64_t n = std::min<int64_t>(64, OC - j);
+      std::copy(w + c * OC + j, w + c * OC + j + n, panels);
+      std::fill(panels + n, panels + 64, 0.0f);
+    }
 }
 
 }  // namespace wafer

@@ -22,16 +22,18 @@ void rows_matmul(float* out, const float* inp, WeightView w, const float* bias, 
 // out[N, V] = scale · inp[N, C] · wᵀ, w[V, C] (the LM head).
 void rows_matmul_transposed(float* out, const float* inp, WeightView w, int64_t N, int64_t C, int64_t V, float scale);
 
-// The serving layout of bf16 weights W[C, OC] (WeightView::bf16_panels), for AVX512-BF16 only:
-// strips of 64 output columns (zeros past OC), each strip its pairs of input rows (c, c + 1) in
-// order (zeros past C), each pair 64 (w[c, o], w[c + 1, o]) pairs in the order the bf16 dot
-// products take them. A tile then reads its strip as one contiguous run, which the hardware
-// prefetcher follows; in Conv1D's layout the tile's rows lie OC apart and cross a page every
-// row or two. Same operations per element as the plain layout, so the same bits.
-bool rows_panels_supported();  // AVX512-BF16 present and the AVX-512 kernels in use
-// Elements of W's panels: C rounded up to even × OC rounded up to 64.
-int64_t rows_panel_elems(int64_t C, int64_t OC);
+// The serving layout of a weight W[C, OC] (WeightView::f32_panels, bf16_panels): strips of 64
+// output columns (zeros past OC), each strip's input rows in order. A tile then reads its strip
+// as one contiguous run, which the hardware prefetcher follows; in Conv1D's layout the tile's
+// rows lie OC apart and cross a page every row or two (read at 8-11 GB/s where the panels read
+// at 15-30). fp32: each row the strip's 64 values. bf16 (AVX512-BF16 only): each pair of rows
+// (c, c + 1) as 64 (w[c, o], w[c + 1, o]) pairs in the order the bf16 dot products take them,
+// zeros past C. Same operations per element as the plain layout, so the same bits.
+bool rows_panels_supported(Precision p);  // fp32: the AVX-512 kernels in use; bf16: also AVX512-BF16
+// Elements of W's panels: C (rounded up to even for bf16) × OC rounded up to 64.
+int64_t rows_panel_elems(Precision p, int64_t C, int64_t OC);
 // panels[rows_panel_elems(C, OC)] = W[C, OC] rearranged (panels and w must not overlap).
+void pack_rows_panels(float* panels, const float* w, int64_t C, int64_t OC);
 void pack_rows_panels(uint16_t* panels, const uint16_t* w, int64_t C, int64_t OC);
 
 }  // namespace wafer
