@@ -8,6 +8,8 @@
 //   weights read once in order into a partial in memory, then split the columns to add the
 //   partials up. Reading each row's share of the columns, as the tiles do, reached half the
 //   bandwidth with one row; the streams read at gemv's.
+// A server's weights are panels (rows_matmul.h), in which a tile's strip is contiguous: the
+// tiles alone then serve every row count, at the streams' bandwidth and better.
 // The thread count and N change who computes an element, never how. Masked loads handle column
 // tails with the same fused multiply-add per lane, so a tail element's sequence of operations
 // equals a full block's. AVX-512 has intrinsics (and AVX512-BF16 bf16 dot products for bf16
