@@ -243,6 +243,10 @@ template <int NR, int VR, typename W>
       for (int k = 0; k < VR; ++k) acc[r][k] = _mm512_fmadd_ps(wv[k], xv, acc[r][k]);
     }
   }
+  if constexpr (NR == 4 && VR == 4) {  // the same 16 trees, done together
+    store_tree16_4x4(out + v, V, acc, scale);
+    return;
+  }
 #pragma GCC unroll 16  // indexed by constants, so the accumulators stay in registers (not spilled)
   for (int r = 0; r < NR; ++r)
 #pragma GCC unroll 4
