@@ -19,7 +19,8 @@ GemmOperand act(const float* x, int64_t ld, bool trans = false) { return {x, nul
 GemmOperand weight(WeightView w, int64_t ld, bool trans = false) { return {w.f32, w.bf16, ld, trans}; }
 // The serving panels (rows_matmul.h) have neither an fp32 nor a plain bf16 matrix to read.
 void check_not_panels(WeightView w) {
-  WAFER_CHECK(!w.bf16_panels && !w.f32_panels, "[matmul] this weight is held in rows_matmul's serving panels, which only rows_matmul reads");
+  WAFER_CHECK(!w.bf16_panels && !w.f32_panels,
+              "[matmul] this weight is held in rows_matmul's serving panels, which only rows_matmul reads");
 }
 }  // namespace
 

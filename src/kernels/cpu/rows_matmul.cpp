@@ -351,8 +351,9 @@ void rows_matmul_impl(float* out, const float* x, const W* w, const float* bias,
 }
 
 void check_panels_supported(Precision p) {
-  WAFER_CHECK(rows_panels_supported(p), "[rows_matmul] ", p == Precision::BF16 ? "bf16 panels need AVX512-BF16 and " : "",
-              "panels need the AVX-512 kernels; found ", isa_name(kernel_isa()));
+  WAFER_CHECK(rows_panels_supported(p), "[rows_matmul] ",
+              p == Precision::BF16 ? "bf16 panels need AVX512-BF16 and" : "fp32 panels need",
+              " the AVX-512 kernels; found ", isa_name(kernel_isa()));
 }
 
 void rows_matmul_panels(float* out, const float* x, const float* panels, const float* bias, int64_t N, int64_t C,

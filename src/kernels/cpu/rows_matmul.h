@@ -16,8 +16,8 @@
 
 namespace wafer {
 
-// out[N, OC] = inp[N, C] · w[C, OC] + bias[OC] (HF Conv1D layout, or w.bf16_panels; bias may be
-// null).
+// out[N, OC] = inp[N, C] · w[C, OC] + bias[OC] (HF Conv1D layout, or its panels below; bias may
+// be null).
 void rows_matmul(float* out, const float* inp, WeightView w, const float* bias, int64_t N, int64_t C, int64_t OC);
 // out[N, V] = scale · inp[N, C] · wᵀ, w[V, C] (the LM head).
 void rows_matmul_transposed(float* out, const float* inp, WeightView w, int64_t N, int64_t C, int64_t V, float scale);
