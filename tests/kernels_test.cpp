@@ -6,7 +6,9 @@
 #include <functional>
 #include <random>
 
+#include "kernels/cpu/argmax.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cross_entropy.h"
 #include "kernels/cpu/embedding.h"
 #include "kernels/cpu/fast_math.h"
@@ -296,6 +298,38 @@ INSTANTIATE_TEST_SUITE_P(Table, Ops, ::testing::Range<size_t>(0, op_table().size
                              if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return n;
                          });
+
+// Greedy's pick: the first index of the largest value, NaNs skipped unless first, on every ISA,
+// for every length around the vector width, with ties, infinities and signed zeros.
+TEST(Argmax, FirstLargestAsTheScalarLoopOnEveryIsa) {
+  auto scalar = [](const std::vector<float>& x) {
+    size_t best = 0;
+    for (size_t i = 1; i < x.size(); ++i)
+      if (x[i] > x[best]) best = i;
+    return int32_t(best);
+  };
+  std::mt19937 g(5);
+  std::vector<std::vector<float>> cases;
+  for (size_t n : {size_t(1), size_t(15), size_t(16), size_t(17), size_t(33), size_t(50257)}) {
+    std::vector<float> x(n);
+    for (auto& v : x) v = float(int(g() % 7)) - 3.0f;  // many ties
+    cases.push_back(x);
+    x[n / 2] = NAN, cases.push_back(x);
+    x[0] = NAN, cases.push_back(x);
+    std::fill(x.begin(), x.end(), -INFINITY), cases.push_back(x);
+    x[n - 1] = -0.0f, cases.push_back(x);
+    x[0] = 0.0f, cases.push_back(x);
+    std::fill(x.begin(), x.end(), NAN), x[n - 1] = 1.0f, cases.push_back(x);
+  }
+  const Isa saved = kernel_isa();
+  for (Isa isa : {Isa::Avx512, Isa::Generic}) {
+    set_kernel_isa(isa);
+    for (size_t k = 0; k < cases.size(); ++k)
+      EXPECT_EQ(argmax_row(cases[k].data(), int64_t(cases[k].size())), scalar(cases[k]))
+          << "case " << k << " of size " << cases[k].size() << ", " << isa_name(kernel_isa());
+  }
+  set_kernel_isa(saved);
+}
 
 TEST(Attention, RowThatSeesNoKeyIsMinusInfinityAndZero) {
   AttentionShape s;

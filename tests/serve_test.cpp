@@ -187,6 +187,83 @@ TEST(RowsMatmul, PanelsGiveThePlainLayoutsBits) {
   }
 }
 
+// Where the CPU has AMX tiles, bf16 weights take them for every row count: panels and the plain
+// layout (packed strip by strip) give the same bits, whatever the rows, their position in a tile
+// or the thread count, and the sums match a float64 product of the bf16 values. The tiles' bits
+// are not the dot products' (which is why one path serves every N).
+TEST(RowsMatmul, AmxTilesGiveEveryRowCountTheSameBits) {
+  const Isa saved = kernel_isa();
+  if (set_kernel_isa(Isa::Amx) != Isa::Amx) {
+    set_kernel_isa(saved);
+    GTEST_SKIP() << "this CPU has no AMX bf16 tiles";
+  }
+  const int64_t N = 35;  // three tiles of rows, the last one partial
+  for (const auto& [C, OC] :
+       {std::pair{int64_t(32), int64_t(100)}, {int64_t(96), int64_t(64)}, {int64_t(768), int64_t(200)}}) {
+    auto x = test::randn(size_t(N * C), 41), w = test::randn(size_t(C * OC), 42), bias = test::randn(size_t(OC), 43);
+    std::vector<uint16_t> x16(x.size()), w16(w.size());
+    convert_to_bf16(x16.data(), x.data(), int64_t(x.size()));
+    convert_to_bf16(w16.data(), w.data(), int64_t(w.size()));
+    std::vector<uint16_t> panels(size_t(rows_panel_elems(Precision::BF16, C, OC)));
+    pack_rows_panels(panels.data(), w16.data(), C, OC);
+    const WeightView plain_view(w.data(), w16.data()), panel_view = WeightView::panels(panels.data());
+    std::vector<float> plain(size_t(N * OC)), packed(size_t(N * OC));
+    rows_matmul(plain.data(), x.data(), plain_view, bias.data(), N, C, OC);
+    rows_matmul(packed.data(), x.data(), panel_view, bias.data(), N, C, OC);
+    EXPECT_EQ(0, std::memcmp(plain.data(), packed.data(), plain.size() * 4)) << "C " << C;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t o = 0; o < OC; ++o) {
+        double ref = bias[size_t(o)], mag = std::fabs(ref);
+        for (int64_t c = 0; c < C; ++c) {
+          const double t = double(bf16_to_f32(x16[size_t(n * C + c)])) * bf16_to_f32(w16[size_t(c * OC + o)]);
+          ref += t, mag += std::fabs(t);
+        }
+        ASSERT_NEAR(plain[size_t(n * OC + o)], ref, 1e-6 * mag + 1e-6) << n << "," << o << " C " << C;
+      }
+    const int threads = omp_get_max_threads();
+    for (int t : {1, 2, 3}) {
+      omp_set_num_threads(t);
+      for (int64_t rows : {int64_t(1), int64_t(2), int64_t(15), int64_t(16), int64_t(17), int64_t(32)}) {
+        std::vector<float> got(size_t(rows * OC));  // rows 3 .. 3 + rows: each at another place in its tile
+        for (const WeightView& view : {plain_view, panel_view}) {
+          rows_matmul(got.data(), x.data() + 3 * C, view, bias.data(), rows, C, OC);
+          EXPECT_EQ(0, std::memcmp(got.data(), plain.data() + 3 * OC, got.size() * 4))
+              << rows << " rows, " << t << " threads, C " << C << (view.bf16_panels ? " panels" : " plain");
+        }
+      }
+    }
+    omp_set_num_threads(threads);
+    // The head: 149 vocabulary rows are two blocks of four tiles, one of one tile, and 5 rows
+    // (past the last tile) by the dot products.
+    const int64_t V = 149;
+    auto h = test::randn(size_t(V * C), 44);
+    std::vector<uint16_t> h16(h.size());
+    convert_to_bf16(h16.data(), h.data(), int64_t(h.size()));
+    std::vector<float> logits(static_cast<size_t>(N * V)), one(static_cast<size_t>(V));
+    rows_matmul_transposed(logits.data(), x.data(), WeightView(h.data(), h16.data()), N, C, V, 0.5f);
+    for (int64_t n = 0; n < N; ++n) {
+      rows_matmul_transposed(one.data(), x.data() + n * C, WeightView(h.data(), h16.data()), 1, C, V, 0.5f);
+      EXPECT_EQ(0, std::memcmp(one.data(), logits.data() + n * V, one.size() * 4)) << "head row " << n << " C " << C;
+      for (int64_t v = 0; v < V; ++v) {
+        double ref = 0, mag = 0;
+        for (int64_t c = 0; c < C; ++c) {
+          const double t = double(bf16_to_f32(x16[size_t(n * C + c)])) * bf16_to_f32(h16[size_t(v * C + c)]);
+          ref += t, mag += std::fabs(t);
+        }
+        ASSERT_NEAR(logits[size_t(n * V + v)], 0.5 * ref, 1e-6 * mag + 1e-6) << n << "," << v << " C " << C;
+      }
+    }
+    set_kernel_isa(Isa::Avx512);  // the dot products' bits differ: the tiles were in use
+    std::vector<float> dots(size_t(N * OC));
+    rows_matmul(dots.data(), x.data(), plain_view, bias.data(), N, C, OC);
+    if (C > 32) {
+      EXPECT_NE(0, std::memcmp(dots.data(), plain.data(), dots.size() * 4)) << "C " << C;
+    }
+    set_kernel_isa(Isa::Amx);
+  }
+  set_kernel_isa(saved);
+}
+
 // Per-token attention over KV slots: a row's result does not depend on the rows beside it, the
 // AVX-512 path gives the portable path's bits, and both match a float64 softmax.
 TEST(AttentionRows, RowsAreIndependentOfTheBatchAndEveryIsaGivesTheSameBits) {

@@ -7,15 +7,9 @@
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/cpu/argmax.h"
 
 namespace wafer {
-
-int32_t argmax(const float* x, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (x[i] > x[best]) best = i;
-  return int32_t(best);
-}
 
 TokenLogprobs token_logprobs(const float* logits, int64_t V, int32_t token, int64_t k) {
   double mx = -INFINITY;
@@ -44,7 +38,7 @@ Sampler::Sampler(const SamplingOptions& o) : o_(o), rng_(o.seed) {
 }
 
 int32_t Sampler::sample(const float* logits, int64_t V) {
-  if (o_.temperature == 0.0f) return argmax(logits, V);
+  if (o_.temperature == 0.0f) return argmax_row(logits, V);
   // Candidates sorted by logit, descending (stable: lower id first on ties).
   std::vector<int32_t> idx(static_cast<size_t>(V));
   std::iota(idx.begin(), idx.end(), 0);

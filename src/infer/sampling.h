@@ -26,8 +26,6 @@ class Sampler {
   std::mt19937_64 rng_;
 };
 
-int32_t argmax(const float* x, int64_t n);
-
 // The log-probability of `token` under softmax(logits) and the k most likely tokens with theirs
 // (descending, lower id first on ties): log-softmax with the max and Σ exp in fp64, index order.
 struct TokenLogprobs {

@@ -62,7 +62,7 @@ BatchForward::BatchForward(const Model& m, const ParallelState& par)
       tp_(par.tp),
       pp_(par.pp),
       world_(par.world),
-      gelu_(m.config.activation == Activation::GeluErf ? gelu_erf_forward : gelu_tanh_forward) {
+      gelu_(m.config.activation == Activation::GeluErf ? gelu_erf_rows_forward : gelu_tanh_rows_forward) {
   const Shard& sh = m.shard;
   WAFER_CHECK(par.layout.cp == 1 && par.layout.dp == 1, "[serve] serving splits a model by --tp and --pp only; found ",
               par.layout.describe());
@@ -182,7 +182,7 @@ void BatchForward::block_forward(const LayerWeights& w, float* x, const TokenBat
   residual_bias_forward(x, x, y_.data(), w.attn_proj_b, N, C);
   layernorm_rows(ln_.data(), x, w.ln2_w, w.ln2_b, N, C, eps);
   rows_matmul(fch_.data(), ln_.data(), m_.weight(w.fc_w), w.fc_b, N, C, Fl);
-  for (int64_t n = 0; n < N; ++n) gelu_(fch_gelu_.data() + n * Fl, fch_.data() + n * Fl, Fl);
+  gelu_(fch_gelu_.data(), fch_.data(), N, Fl);
   rows_matmul(y_.data(), fch_gelu_.data(), m_.weight(w.fc_proj_w), nullptr, N, Fl, C);  // partial over tp
   tp_sum(y_.data(), N * C);
   residual_bias_forward(x, x, y_.data(), w.fc_proj_b, N, C);

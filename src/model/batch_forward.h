@@ -79,7 +79,7 @@ class BatchForward {
 
   const Model& m_;
   Group tp_, pp_, world_;
-  GeluForwardFn gelu_;
+  GeluRowsForwardFn gelu_;
   TokenBatch followed_;
   std::chrono::steady_clock::time_point last_sent_{};
   std::vector<float> x_, ln_, qkv_, atty_, y_, fch_, fch_gelu_, head_, logits_, parts_;  // [N, ·] scratch

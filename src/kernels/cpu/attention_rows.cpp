@@ -120,7 +120,7 @@ template <typename KV>
 void attention_rows_impl(float* out, const float* q, const KV* k, const KV* v, const int32_t* slot, const int32_t* pos,
                          const RowsAttentionShape& s) {
   const int64_t N = s.N, H = s.H, D = s.D;
-  const bool avx512 = kernel_isa() == Isa::Avx512;
+  const bool avx512 = kernel_isa() >= Isa::Avx512;
   const auto score = avx512 ? scores_avx512<KV> : scores<KV>;
   const auto wsum = avx512 ? weighted_sum_avx512<KV> : weighted_sum<KV>;
 #pragma omp parallel

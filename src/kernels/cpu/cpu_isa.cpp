@@ -1,6 +1,10 @@
 // kernels/cpu/cpu_isa.cpp: CPUID through GCC's __builtin_cpu_supports, capped by WAFER_MAX_ISA.
 #include "kernels/cpu/cpu_isa.h"
 
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -8,10 +12,21 @@
 namespace wafer {
 
 namespace {
+// AMX-TILE and AMX-BF16 (CPUID leaf 7, EDX bits 24 and 22), AVX512-BF16 beside them (the tiles'
+// callers round activations with it), and Linux's permission to use the tile state, which a
+// process must ask for once (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, 18).
+bool amx_bf16_usable() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 22))) return false;
+  if (!__builtin_cpu_supports("avx512bf16")) return false;
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+
 Isa cpu_best() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
-    return Isa::Avx512;
+    return amx_bf16_usable() ? Isa::Amx : Isa::Avx512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
   return Isa::Generic;
 }
@@ -21,6 +36,7 @@ Isa cap(Isa a, Isa b) { return static_cast<int>(a) < static_cast<int>(b) ? a : b
 Isa detect() {
   Isa isa = cpu_best();
   if (const char* env = std::getenv("WAFER_MAX_ISA")) {
+    if (!std::strcmp(env, "avx512")) isa = cap(isa, Isa::Avx512);
     if (!std::strcmp(env, "avx2")) isa = cap(isa, Isa::Avx2);
     if (!std::strcmp(env, "generic")) isa = Isa::Generic;
   }
@@ -37,6 +53,7 @@ Isa kernel_isa() { return static_cast<Isa>(current().load(std::memory_order_rela
 
 const char* isa_name(Isa isa) {
   switch (isa) {
+    case Isa::Amx: return "amx";
     case Isa::Avx512: return "avx512";
     case Isa::Avx2: return "avx2";
     default: return "generic";

@@ -1,7 +1,9 @@
 // kernels/cpu/cpu_isa.h: which vector instruction set our kernels use, chosen at run time:
-// AVX-512 where the CPU has it, else AVX2+FMA, else the compiler's baseline.
-// The decode kernels (gemv.cpp) dispatch on kernel_isa(), which the environment variable
-// WAFER_MAX_ISA (avx512, avx2, generic) caps, so one binary tests and benchmarks every path.
+// AVX-512 with AMX bf16 tiles where the CPU and the kernel allow them, else AVX-512, else
+// AVX2+FMA, else the compiler's baseline. The decode kernels (gemv.cpp) dispatch on
+// kernel_isa(), which the environment variable WAFER_MAX_ISA (amx, avx512, avx2, generic) caps,
+// so one binary tests and benchmarks every path. Amx is Avx512 plus the tiles: every AVX-512
+// kernel runs under it, and only the serving rows (rows_matmul_amx.cpp) use the tiles.
 #pragma once
 
 // The other kernels are compiled three times, for x86-64-v4 (AVX-512), x86-64-v3 (AVX2+FMA)
@@ -11,7 +13,7 @@
 
 namespace wafer {
 
-enum class Isa { Generic, Avx2, Avx512 };
+enum class Isa { Generic, Avx2, Avx512, Amx };
 
 // The ISA in use (detected once; WAFER_MAX_ISA and set_kernel_isa lower it).
 Isa kernel_isa();

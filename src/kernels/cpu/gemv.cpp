@@ -134,7 +134,7 @@ template <typename W>
 template <typename W>
 void gemv_forward_impl(float* y, const float* x, const W* w, const float* bias, int64_t C, int64_t OC) {
   const Isa isa = kernel_isa();
-  const auto accumulate = isa == Isa::Avx512 ? accumulate_rows_avx512<W>
+  const auto accumulate = isa >= Isa::Avx512 ? accumulate_rows_avx512<W>
                           : isa == Isa::Avx2 ? accumulate_rows_avx2<W>
                                              : accumulate_rows_generic<W>;
   const int nt = std::max(1, std::min(omp_get_max_threads(), int(C / 64)));  // small matrices: fewer threads
@@ -157,7 +157,7 @@ void gemv_forward_impl(float* y, const float* x, const W* w, const float* bias, 
 template <typename W>
 void gemv_transposed_impl(float* y, const float* x, const W* w, int64_t C, int64_t V, float scale) {
   const Isa isa = kernel_isa();
-  const auto dot = isa == Isa::Avx512 ? dot_rows_avx512<W> : isa == Isa::Avx2 ? dot_rows_avx2<W> : dot_rows_generic<W>;
+  const auto dot = isa >= Isa::Avx512 ? dot_rows_avx512<W> : isa == Isa::Avx2 ? dot_rows_avx2<W> : dot_rows_generic<W>;
 #pragma omp parallel
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();

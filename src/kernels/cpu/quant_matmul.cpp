@@ -579,7 +579,7 @@ Path pick_path() {
   }();
   static const bool f16c = __builtin_cpu_supports("f16c") != 0;
   const Isa isa = kernel_isa();
-  if (isa == Isa::Avx512 && vnni) return Path::Avx512Vnni;
+  if (isa >= Isa::Avx512 && vnni) return Path::Avx512Vnni;
   if (isa != Isa::Generic && f16c) return Path::Avx2;
   return Path::Generic;
 }

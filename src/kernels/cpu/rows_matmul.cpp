@@ -14,7 +14,8 @@
 // tails with the same fused multiply-add per lane, so a tail element's sequence of operations
 // equals a full block's. AVX-512 has intrinsics (and AVX512-BF16 bf16 dot products for bf16
 // weights); other CPUs run a portable loop (the same per-element operations, compiled for
-// AVX2+FMA or the baseline).
+// AVX2+FMA or the baseline). Where the CPU has AMX bf16 tiles, bf16 weights take them instead
+// (rows_matmul_amx.cpp), for every N: the tiles' own sums, fixed just the same.
 #include "kernels/cpu/rows_matmul.h"
 
 #include <immintrin.h>
@@ -277,9 +278,10 @@ void in_fixed_blocks(int64_t n, int64_t block, const F& f) {
   for (int64_t b = 0; b < nb; ++b) f(b * block, std::min(n, (b + 1) * block));
 }
 
-// x[N, C] rounded to bf16 (nearest even), each row padded with zeros to Cp >= C columns.
-std::vector<uint16_t> rows_to_bf16(const float* x, int64_t N, int64_t C, int64_t Cp) {
-  std::vector<uint16_t> x16(static_cast<size_t>(N * Cp), 0);
+// x[N, C] rounded to bf16 (nearest even), each row padded with zeros to Cp >= C columns, and
+// zero rows after them up to Np >= N.
+std::vector<uint16_t> rows_to_bf16(const float* x, int64_t N, int64_t C, int64_t Cp, int64_t Np = 0) {
+  std::vector<uint16_t> x16(static_cast<size_t>(std::max(N, Np) * Cp), 0);
   if (Cp == C)
     convert_to_bf16(x16.data(), x, N * C);
   else
@@ -313,6 +315,10 @@ void stream_in_chunks(int64_t N, int64_t C, int64_t ld, int64_t block, const Chu
 template <typename W>
 void rows_matmul_impl(float* out, const float* x, const W* w, const float* bias, int64_t N, int64_t C, int64_t OC) {
   if constexpr (std::is_same_v<W, uint16_t>) {
+    if (rows_amx::tiles(C)) {
+      rows_amx::plain_matmul(out, rows_to_bf16(x, N, C, C, (N + 15) / 16 * 16).data(), w, bias, N, C, OC);
+      return;
+    }
     if (rows_bf16::dot_products()) {  // the rows padded to an even width for the pairs
       const int64_t Cp = C + (C & 1);
       const std::vector<uint16_t> x16 = rows_to_bf16(x, N, C, Cp);
@@ -335,8 +341,8 @@ void rows_matmul_impl(float* out, const float* x, const W* w, const float* bias,
     }
   }
   const Isa isa = kernel_isa();
-  const auto rows = isa == Isa::Avx512 ? fwd_rows_avx512<W> : isa == Isa::Avx2 ? fwd_rows_avx2<W> : fwd_rows_generic<W>;
-  if (isa == Isa::Avx512 && N <= kStreamRows) {
+  const auto rows = isa >= Isa::Avx512 ? fwd_rows_avx512<W> : isa == Isa::Avx2 ? fwd_rows_avx2<W> : fwd_rows_generic<W>;
+  if (isa >= Isa::Avx512 && N <= kStreamRows) {
     stream_in_chunks(
         N, C, OC, 16,
         [&](float* part, int64_t c0, int64_t c1) {
@@ -367,6 +373,10 @@ void rows_matmul_panels(float* out, const float* x, const float* panels, const f
 void rows_matmul_panels(float* out, const float* x, const uint16_t* panels, const float* bias, int64_t N, int64_t C,
                         int64_t OC) {
   check_panels_supported(Precision::BF16);
+  if (rows_amx::tiles(C)) {
+    rows_amx::panel_matmul(out, rows_to_bf16(x, N, C, C, (N + 15) / 16 * 16).data(), panels, bias, N, C, OC);
+    return;
+  }
   const int64_t Cp = C + (C & 1);
   const std::vector<uint16_t> x16 = rows_to_bf16(x, N, C, Cp);
   in_fixed_blocks(OC, kColBlock, [&](int64_t j0, int64_t j1) {
@@ -377,6 +387,10 @@ void rows_matmul_panels(float* out, const float* x, const uint16_t* panels, cons
 template <typename W>
 void rows_head_impl(float* out, const float* x, const W* w, int64_t N, int64_t C, int64_t V, float scale) {
   if constexpr (std::is_same_v<W, uint16_t>) {
+    if (rows_amx::tiles(C)) {
+      rows_amx::head(out, rows_to_bf16(x, N, C, C).data(), w, N, C, V, scale);
+      return;
+    }
     if (rows_bf16::dot_products()) {
       const std::vector<uint16_t> x16 = rows_to_bf16(x, N, C, C);
       in_fixed_blocks(V, kVocabBlock, [&](int64_t v0, int64_t v1) {
@@ -387,7 +401,7 @@ void rows_head_impl(float* out, const float* x, const W* w, int64_t N, int64_t C
   }
   const Isa isa = kernel_isa();
   const auto rows =
-      isa == Isa::Avx512 ? head_rows_avx512<W> : isa == Isa::Avx2 ? head_rows_avx2<W> : head_rows_generic<W>;
+      isa >= Isa::Avx512 ? head_rows_avx512<W> : isa == Isa::Avx2 ? head_rows_avx2<W> : head_rows_generic<W>;
   in_fixed_blocks(V, kVocabBlock, [&](int64_t v0, int64_t v1) { rows(out, x, w, N, C, V, v0, v1, scale); });
 }
 
@@ -421,7 +435,7 @@ void rows_matmul_transposed(float* out, const float* inp, WeightView w, int64_t 
 }
 
 bool rows_panels_supported(Precision p) {
-  return p == Precision::BF16 ? rows_bf16::dot_products() : kernel_isa() == Isa::Avx512;
+  return p == Precision::BF16 ? rows_bf16::dot_products() : kernel_isa() >= Isa::Avx512;
 }
 
 int64_t rows_panel_elems(Precision p, int64_t C, int64_t OC) {

@@ -4,7 +4,8 @@
 //   rows_matmul:            out[n, o] = ((p_0 + p_1) + ...) + bias[o], where chunk k's partial
 //                           p_k = ((0 + x[n,c0]·w[c0,o]) + x[n,c0+1]·w[c0+1,o]) + ... over its
 //                           128 input rows c0 = 128k .. (one fused multiply-add per c ascending;
-//                           bf16 weights on AVX512-BF16: one bf16 dot product per pair of rows);
+//                           bf16 weights on AVX512-BF16: one bf16 dot product per pair of rows;
+//                           on AMX, where C is a multiple of 32: one tile sum per 32 rows);
 //   rows_matmul_transposed: out[n, v] = scale · hsum16(lane sums), lane l summing c ≡ l (mod 16)
 //                           by fused multiply-adds in ascending c, then a fixed pairwise tree.
 // So a request's rows come out bit-identical whether it runs alone or among 15 others (OpenBLAS

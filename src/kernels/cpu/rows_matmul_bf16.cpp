@@ -79,15 +79,6 @@ void head_rows(float* out, const uint16_t* x16, const uint16_t* w, int64_t N, in
   }
 }
 
-// The 32 columns of a group in order from its lo and hi registers: v[0] columns 0-15, v[1] 16-31.
-[[WAFER_AVX512BF16]] inline void bf16_group_in_order(__m512* v, __m512 lo, __m512 hi) {
-  // lo = columns {0-3, 8-11, 16-19, 24-27}, hi = {4-7, 12-15, 20-23, 28-31} of a group.
-  const __m512i first = _mm512_set_epi32(23, 22, 21, 20, 7, 6, 5, 4, 19, 18, 17, 16, 3, 2, 1, 0);
-  const __m512i second = _mm512_set_epi32(31, 30, 29, 28, 15, 14, 13, 12, 27, 26, 25, 24, 11, 10, 9, 8);
-  v[0] = _mm512_permutex2var_ps(lo, first, hi);
-  v[1] = _mm512_permutex2var_ps(lo, second, hi);
-}
-
 // The four pair registers of input rows (c, c + 1), columns [j0, j0 + 64), built from W[C, OC]
 // as it is (rows OC apart).
 struct RowPairsOfW {
@@ -164,15 +155,17 @@ void fwd_rows(float* out, const uint16_t* x16, int64_t Cp, const uint16_t* w, co
 
 int64_t panel_elems(int64_t C, int64_t OC) { return (C + (C & 1)) * ((OC + 63) / 64 * 64); }
 
-[[WAFER_AVX512BF16]] void pack_panels(uint16_t* panels, const uint16_t* w, int64_t C, int64_t OC) {
-  for (int64_t j = 0; j < OC; j += 64) {
-    const RowPairsOfW pairs(w, C, OC, j);
-    for (int64_t c = 0; c < C; c += 2, panels += kPanelPairElems) {
-      __m512bh wp[4];
-      pairs(wp, c);
-      for (int k = 0; k < 4; ++k) _mm512_storeu_si512(panels + 32 * k, (__m512i)wp[k]);
-    }
+[[WAFER_AVX512BF16]] void pack_strip(uint16_t* strip, const uint16_t* w, int64_t C, int64_t OC, int64_t j) {
+  const RowPairsOfW pairs(w, C, OC, j);
+  for (int64_t c = 0; c < C; c += 2, strip += kPanelPairElems) {
+    __m512bh wp[4];
+    pairs(wp, c);
+    for (int k = 0; k < 4; ++k) _mm512_storeu_si512(strip + 32 * k, (__m512i)wp[k]);
   }
+}
+
+void pack_panels(uint16_t* panels, const uint16_t* w, int64_t C, int64_t OC) {
+  for (int64_t j = 0; j < OC; j += 64, panels += (C + (C & 1)) / 2 * kPanelPairElems) pack_strip(panels, w, C, OC, j);
 }
 
 void panel_rows(float* out, const uint16_t* x16, int64_t Cp, const uint16_t* panels, const float* bias, int64_t N,
@@ -272,7 +265,7 @@ void stream_chunk(float* part, int64_t OCp, const uint16_t* x16, int64_t Cp, con
 
 bool dot_products() {
   static const bool has = __builtin_cpu_supports("avx512bf16") != 0;
-  return has && kernel_isa() == Isa::Avx512;
+  return has && kernel_isa() >= Isa::Avx512;
 }
 
 }  // namespace wafer::rows_bf16
