@@ -29,7 +29,7 @@ namespace {
 using test::randn;
 
 constexpr QuantType kTypes[] = {QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_K};
-constexpr Isa kIsas[] = {Isa::Generic, Isa::Avx2, Isa::Avx512};
+constexpr Isa kIsas[] = {Isa::Generic, Isa::Avx2, Isa::Avx512, Isa::Amx};
 
 // Restores the ISA in use when the test started.
 struct IsaGuard {
@@ -231,11 +231,11 @@ TEST(QuantMatmul, IsaPathsAreBitIdentical) {
       for (bool raw : {false, true}) {
         const auto w = randn(size_t(s.rows * s.cols), ++seed, 0.05f);
         const auto q = raw ? random_blocks(t, s.rows, s.cols, seed) : quantize_matrix_rows(t, w.data(), s.rows, s.cols);
-        const int64_t N = 5;  // one pass of 4 rows (AVX-512) and one alone
+        const int64_t N = 21;  // passes of 4 rows and one alone (AVX-512); a tile of 16 and one of 5 (AMX)
         const auto x = randn(size_t(N * s.cols), ++seed);
         set_kernel_isa(Isa::Generic);
         const auto want = run(t, q, s.rows, s.cols, x.data(), nullptr, N, 1.0f);
-        for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+        for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Amx}) {
           if (set_kernel_isa(isa) != isa) {
             std::printf("%s: not on this CPU, not compared\n", isa_name(isa));
             continue;

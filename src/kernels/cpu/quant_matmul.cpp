@@ -35,6 +35,7 @@
 #include "core/error.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/quant.h"
+#include "kernels/cpu/quant_matmul_amx.h"
 
 namespace wafer {
 
@@ -570,6 +571,10 @@ template <int R>
 
 // ---- dispatch ----
 
+// From this many activation rows, q8_0 weights take the AMX int8 tiles where there are
+// (quant_matmul_amx.cpp: the same bits, 16 rows a tile).
+constexpr int64_t kAmxRows = 16;
+
 enum class Path { Generic, Avx2, Avx512Vnni };
 
 Path pick_path() {
@@ -700,7 +705,9 @@ void quant_matmul(float* out, const float* x, const QuantMatrix& w, const float*
   thread_local std::vector<int8_t> qbuf;
   thread_local std::vector<float> dbuf;
   thread_local std::vector<int32_t> sbuf;
-  qbuf.resize(size_t(N * a.q_stride) + 64);  // + 64: the row starts 64-byte aligned
+  const bool amx = t == QuantType::Q8_0 && N >= kAmxRows && quant_amx::tiles();
+  const int64_t qrows = amx ? round_up(N, 16) : N;  // the tiles read whole groups of 16 rows
+  qbuf.resize(size_t(qrows * a.q_stride) + 64);     // + 64: the row starts 64-byte aligned
   dbuf.resize(size_t(N * a.d_stride));
   sbuf.resize(size_t(N * a.s_stride));
   a.q = qbuf.data() + (64 - reinterpret_cast<uintptr_t>(qbuf.data()) % 64) % 64;
@@ -708,6 +715,11 @@ void quant_matmul(float* out, const float* x, const QuantMatrix& w, const float*
 #pragma omp parallel for if (N > 4)
   for (int64_t n = 0; n < N; ++n)
     quantize_act_row(t, x + n * cols, cols, a.q + n * a.q_stride, a.d + n * a.d_stride, a.s + n * a.s_stride, a);
+  if (amx) {
+    std::memset(a.q + N * a.q_stride, 0, size_t((qrows - N) * a.q_stride));
+    quant_amx::q8_0_matmul(out, w.data, rows, nb, {a.q, a.q_stride, a.d, a.d_stride}, N, bias, scale);
+    return;
+  }
 
   // 2. Rows of W in tiles of about 32 KiB (in L1/L2 while all N activation rows pass over them);
   //    static scheduling gives each thread one contiguous run of the matrix.
