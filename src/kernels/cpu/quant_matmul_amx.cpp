@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "kernels/cpu/amx_tiles.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/lane_sums.h"
 
@@ -37,18 +38,11 @@ namespace {
 
 constexpr int64_t kBlockBytes = 34;  // q8_0: fp16 scale, 32 int8 values
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 [[WAFER_AMX_INT8]] void configure_tiles() {
   TileConfig cfg;
-  cfg.colsb[0] = 64, cfg.rows[0] = 16;  // block sums [16 activation rows][16 weight rows]
-  cfg.colsb[1] = 32, cfg.rows[1] = 16;  // activations [16 rows][32 values]
-  cfg.colsb[2] = 64, cfg.rows[2] = 8;   // weights [8 groups of 4 values][16 rows × 4]
+  cfg.shape(0, 16, 64);  // block sums [16 activation rows][16 weight rows]
+  cfg.shape(1, 16, 32);  // activations [16 rows][32 values]
+  cfg.shape(2, 8, 64);   // weights [8 groups of 4 values][16 rows × 4]
   _tile_loadconfig(&cfg);
 }
 

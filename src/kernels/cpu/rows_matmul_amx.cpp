@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/cpu/amx_tiles.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/lane_sums.h"
 #include "kernels/cpu/rows_matmul_parts.h"
@@ -35,16 +36,9 @@ constexpr int64_t kTileRows = 16;                // rows of activations (or voca
 constexpr int64_t kTileDepth = 32;               // inputs per tile multiply-add
 constexpr int kPairBytes = kPanelPairElems * 2;  // a panel's stride from one pair of rows to the next
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 [[WAFER_AMX]] void configure_tiles() {
   TileConfig cfg;
-  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = kTileRows;
+  for (int t = 0; t < 8; ++t) cfg.shape(t, kTileRows, 64);
   _tile_loadconfig(&cfg);
 }
 
