@@ -341,6 +341,15 @@ template <bool kQ8>
 
 [[WAFER_QVNNI]] inline __m512i load64(const void* p) { return _mm512_loadu_si512(p); }
 
+// The cache lines of the `bytes` of weights 2 KiB past p, fetched while these are summed. A
+// thread's weight rows are contiguous, so this runs on into its next rows. Decode on an Intel
+// Xeon with AMX (2026-12-02, 111M, alternating runs): q8_0 145-153 -> 166-178 tokens/s, q4_0
+// 177-188 -> 234-274, q4_k 179-180 -> 193-199; the rows of 768 inputs were read at 16.5 GB/s
+// before, 19.4-20.6 after. Not measured on the AMD machines.
+[[WAFER_QVNNI]] inline void prefetch_ahead(const uint8_t* p, int64_t bytes) {
+  for (int64_t k = 0; k < bytes; k += 64) _mm_prefetch(reinterpret_cast<const char*>(p + 2048 + k), _MM_HINT_T0);
+}
+
 // Block sums in natural order from q[m] whose 128-bit lane k holds 4 partial sums of block
 // 4m + k: a 4 × 4 transpose-and-add within each lane, then one permute.
 [[WAFER_QVNNI]] inline __m512i reduce_4x4(const __m512i* q) {
@@ -443,6 +452,7 @@ template <bool kQ8, int R>
   int64_t b = 0;
   for (; b + 16 <= nb; b += 16) {
     const uint8_t* wb = w + kStride * b;
+    prefetch_ahead(wb, 16 * kStride);
     __m512i isum[R];
     if constexpr (kQ8)
       sums16_q8_0<R>(isum, wb, q + 32 * b, a.q_stride);
@@ -528,6 +538,7 @@ template <int R>
   float acc[R] = {};
   int64_t b = 0;
   for (; b + 4 <= nb; b += 4) {  // four super-blocks' sums reduced together, terms added in order
+    prefetch_ahead(w + 144 * b, 4 * 144);
     __m256i si[4][R], sm[4][R];
     alignas(16) uint16_t h[8];  // d of the 4, then dmin
     for (int k = 0; k < 4; ++k) {
