@@ -15,9 +15,15 @@ namespace {
 // AMX-TILE and AMX-BF16 (CPUID leaf 7, EDX bits 24 and 22), AVX512-BF16 beside them (the tiles'
 // callers round activations with it), and Linux's permission to use the tile state, which a
 // process must ask for once (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, 18).
-bool amx_bf16_usable() {
+// CPUID leaf 7's EDX (0 where the leaf is missing).
+unsigned leaf7_edx() {
   unsigned a, b, c, d;
-  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 24)) || !(d & (1u << 22))) return false;
+  return __get_cpuid_count(7, 0, &a, &b, &c, &d) ? d : 0;
+}
+
+bool amx_bf16_usable() {
+  const unsigned d = leaf7_edx();
+  if (!(d & (1u << 24)) || !(d & (1u << 22))) return false;
   if (!__builtin_cpu_supports("avx512bf16")) return false;
   constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
   return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
@@ -50,6 +56,11 @@ std::atomic<int>& current() {
 }  // namespace
 
 Isa kernel_isa() { return static_cast<Isa>(current().load(std::memory_order_relaxed)); }
+
+bool amx_int8() {
+  static const bool int8 = (leaf7_edx() & (1u << 25)) != 0;  // AMX-INT8
+  return int8 && kernel_isa() == Isa::Amx;
+}
 
 const char* isa_name(Isa isa) {
   switch (isa) {

@@ -17,6 +17,8 @@ enum class Isa { Generic, Avx2, Avx512, Amx };
 
 // The ISA in use (detected once; WAFER_MAX_ISA and set_kernel_isa lower it).
 Isa kernel_isa();
+// Amx is in use and the CPU has AMX-INT8 tiles as well (quant_matmul_amx.cpp).
+bool amx_int8();
 const char* isa_name(Isa isa);
 // Forces an ISA, capped at what the CPU has (tests run every path this way). Returns the one set.
 Isa set_kernel_isa(Isa isa);

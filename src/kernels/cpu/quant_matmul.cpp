@@ -716,7 +716,7 @@ void quant_matmul(float* out, const float* x, const QuantMatrix& w, const float*
   thread_local std::vector<int8_t> qbuf;
   thread_local std::vector<float> dbuf;
   thread_local std::vector<int32_t> sbuf;
-  const bool amx = t == QuantType::Q8_0 && N >= kAmxRows && quant_amx::tiles();
+  const bool amx = t == QuantType::Q8_0 && N >= kAmxRows && amx_int8();
   const int64_t qrows = amx ? round_up(N, 16) : N;  // the tiles read whole groups of 16 rows
   qbuf.resize(size_t(qrows * a.q_stride) + 64);     // + 64: the row starts 64-byte aligned
   dbuf.resize(size_t(N * a.d_stride));

@@ -12,7 +12,6 @@
 #pragma GCC optimize("fp-contract=off")
 #include "kernels/cpu/quant_matmul_amx.h"
 
-#include <cpuid.h>
 // GCC 12 reports its own AVX-512 intrinsics' _mm512_undefined_*() as maybe-uninitialized (GCC
 // PR 105593), as in quant_matmul.cpp.
 #pragma GCC diagnostic push
@@ -27,7 +26,6 @@
 
 #include "core/dtype.h"
 #include "kernels/cpu/amx_tiles.h"
-#include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/lane_sums.h"
 
 namespace wafer::quant_amx {
@@ -107,14 +105,6 @@ constexpr int64_t kBlockBytes = 34;  // q8_0: fp16 scale, 32 int8 values
 }
 
 }  // namespace
-
-bool tiles() {
-  static const bool int8 = [] {
-    unsigned a, b, c, d;
-    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 25));  // AMX-INT8
-  }();
-  return int8 && kernel_isa() == Isa::Amx;
-}
 
 [[WAFER_AMX_INT8]] void q8_0_matmul(float* out, const uint8_t* w, int64_t rows, int64_t nb, const Activations& a,
                                     int64_t N, const float* bias, float scale) {

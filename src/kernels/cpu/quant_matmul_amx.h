@@ -15,9 +15,8 @@ struct Activations {
   int64_t d_stride = 0;
 };
 
-// AMX-INT8 tiles in use here (kernel_isa() is Amx and the CPU has AMX-INT8).
-bool tiles();
-// out[N, rows] = scale · (x · Wᵀ) + bias (bias may be null), W[rows] q8_0 rows of nb blocks.
+// Where amx_int8() (cpu_isa.h): out[N, rows] = scale · (x · Wᵀ) + bias (bias may be null), W[rows]
+// q8_0 rows of nb blocks.
 void q8_0_matmul(float* out, const uint8_t* w, int64_t rows, int64_t nb, const Activations& a, int64_t N,
                  const float* bias, float scale);
 
