@@ -345,7 +345,10 @@ template <bool kQ8>
 // thread's weight rows are contiguous, so this runs on into its next rows. Decode on an Intel
 // Xeon with AMX (2026-12-02, 111M, alternating runs): q8_0 145-153 -> 166-178 tokens/s, q4_0
 // 177-188 -> 234-274, q4_k 179-180 -> 193-199; the rows of 768 inputs were read at 16.5 GB/s
-// before, 19.4-20.6 after. Not measured on the AMD machines.
+// before, 19.4-20.6 after. On an AMD EPYC without AMX (2026-12-06, three alternating rounds of
+// 5 repeats, off / on) it is within the noise: q8_0 269-304 / 270-299, q4_0 277-394 / 328-358,
+// q4_k 279-369 / 276-362; 1 KiB and 4 KiB distances were worse there on every format (2026-12-02). One
+// distance for both machines keeps one code path.
 [[WAFER_QVNNI]] inline void prefetch_ahead(const uint8_t* p, int64_t bytes) {
   for (int64_t k = 0; k < bytes; k += 64) _mm_prefetch(reinterpret_cast<const char*>(p + 2048 + k), _MM_HINT_T0);
 }
