@@ -149,6 +149,20 @@ using RowDot = float (*)(const uint8_t* w, const int8_t* q, const float* d, cons
 // Four at once: y[k] = the dot product of weight row w with activation row n0 + k, k < 4.
 using RowDot4 = void (*)(float* y, const uint8_t* w, const ActRows& a, int64_t n0, int64_t nb);
 
+// The cache lines of the `bytes` of weights 2 KiB past p, fetched while these are summed. A
+// thread's weight rows are contiguous, so this runs on into its next rows. Decode on an Intel
+// Xeon with AMX (2026-12-02, 111M, alternating runs): q8_0 145-153 -> 166-178 tokens/s, q4_0
+// 177-188 -> 234-274, q4_k 179-180 -> 193-199; the rows of 768 inputs were read at 16.5 GB/s
+// before, 19.4-20.6 after. On an AMD EPYC without AMX (2026-12-06, three alternating rounds of
+// 5 repeats, off / on) it is within the noise: q8_0 269-304 / 270-299, q4_0 277-394 / 328-358,
+// q4_k 279-369 / 276-362; 1 KiB and 4 KiB distances were worse there on every format (2026-12-02). On
+// an AMD EPYC with AVX2 only (Zen 3, 2026-12-07, the AVX2 kernels: 111M's matrices alone, best of
+// four alternating rounds, off / on) q4_0 305 / 320 tokens/s, q8_0 203 / 209. One distance for
+// every machine keeps one code path.
+inline void prefetch_ahead(const uint8_t* p, int64_t bytes) {
+  for (int64_t k = 0; k < bytes; k += 64) _mm_prefetch(reinterpret_cast<const char*>(p + 2048 + k), _MM_HINT_T0);
+}
+
 // ---- portable C ----
 
 float dot_q8_0_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, int64_t nb) {
@@ -215,6 +229,14 @@ float dot_q4_k_generic(const uint8_t* w, const int8_t* q, const float* d, const 
   return _mm_cvtsi128_si32(s);
 }
 
+// lanes_sum of the 16 lanes lo (0-7) and hi (8-15), the same additions in registers.
+[[WAFER_QAVX2]] inline float lanes_sum_avx2(__m256 lo, __m256 hi) {
+  const __m256 s8 = _mm256_add_ps(lo, hi);                                                 // k += k + 8
+  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));  // k += k + 4
+  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                 // k += k + 2
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));                               // 0 + 1
+}
+
 // Eight int32 partial sums of one block's integer dot product.
 [[WAFER_QAVX2]] inline __m256i block_q8_0_avx2(const uint8_t* blk, const int8_t* x) {
   const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
@@ -233,6 +255,8 @@ float dot_q4_k_generic(const uint8_t* w, const int8_t* q, const float* d, const 
 
 // Σ q·x of 8 q4_0 blocks (the first at a multiple of 4), two per register: the low parts of
 // blocks 2j and 2j + 1 lie side by side in the grouped activations, and so do the high parts.
+// Each int16 lane of lo + hi sums 4 products ≤ 15 · 127, so 4 lanes still fit int16 (30,480):
+// two word-wise horizontal adds before the one widening vpmaddwd.
 [[WAFER_QAVX2]] inline __m256i sums8_q4_0_avx2(const uint8_t* w, const int8_t* x) {
   const __m256i m4 = _mm256_set1_epi8(15);
   __m256i p[4];
@@ -244,60 +268,87 @@ float dot_q4_k_generic(const uint8_t* w, const int8_t* q, const float* d, const 
     const __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(v, m4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl)));
     const __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
                                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64)));
-    // each ≤ 2 · 15 · 127, their sum still fits int16; 128-bit lane h of p[j] is block 2j + h
-    p[j] = _mm256_madd_epi16(_mm256_add_epi16(lo, hi), _mm256_set1_epi16(1));
+    p[j] = _mm256_add_epi16(lo, hi);  // 128-bit lane h of p[j] is block 2j + h, 8 words
   }
-  const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
-  return _mm256_permutevar8x32_epi32(h, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));  // element 4h + j → 2j + h
+  const __m256i h = _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3]));
+  const __m256i s = _mm256_madd_epi16(h, _mm256_set1_epi16(1));  // element 4h + j: block 2j + h
+  return _mm256_permutevar8x32_epi32(s, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-// Integer sums of blocks [b, b + 16) (those < nb; the others 0) and their fp16 scales.
+// Σ w·x of 8 consecutive q8_0 blocks.
+[[WAFER_QAVX2]] inline __m256i sums8_q8_0_avx2(const uint8_t* w, const int8_t* x) {
+  __m256i p[8];
+  for (int k = 0; k < 8; ++k) p[k] = block_q8_0_avx2(w + 34 * k, x + 32 * k);
+  return hsum8_epi32(p);
+}
+
+// The fp16 scales of 8 blocks kStride bytes apart, as fp32, gathered word by word into a
+// register: eight 2-byte stores read back as one 16-byte load miss store forwarding, which on an
+// AMD EPYC (Zen 3) stalled long enough to take 45% of the q8_0 kernel's time.
+template <int kStride>
+[[WAFER_QAVX2]] inline __m256 scales8_avx2(const uint8_t* w) {
+  __m128i lo = _mm_cvtsi32_si128(load_u16(w)), hi = _mm_cvtsi32_si128(load_u16(w + 4 * kStride));
+  for (int k = 1; k < 4; ++k) {  // two chains of four inserts
+    lo = _mm_insert_epi16(lo, load_u16(w + k * kStride), k);
+    hi = _mm_insert_epi16(hi, load_u16(w + (4 + k) * kStride), k);
+  }
+  return _mm256_cvtph_ps(_mm_unpacklo_epi64(lo, hi));
+}
+
+// Integer sums of blocks [i0, i0 + 8) (those < nb; the others 0, as their scales) and their fp16
+// scales as fp32; i0 is a multiple of 8.
 template <bool kQ8>
-[[WAFER_QAVX2]] inline void sums16_avx2(const uint8_t* w, const int8_t* q, const int32_t* s, int64_t b, int64_t nb,
-                                        __m256i isum[2], __m256 dw[2]) {
-  alignas(16) uint16_t dh[16] = {};
-  for (int h = 0; h < 2; ++h) {
-    const int64_t i0 = b + 8 * h;
-    if (!kQ8 && i0 + 8 <= nb) {
-      isum[h] = sums8_q4_0_avx2(w + 18 * i0, q + 32 * i0);
-      for (int k = 0; k < 8; ++k) dh[8 * h + k] = load_u16(w + 18 * (i0 + k));
-    } else {
-      __m256i p[8];
-      for (int k = 0; k < 8; ++k) {
-        const int64_t i = i0 + k;
-        if (i >= nb) {
-          p[k] = _mm256_setzero_si256();
-          continue;
-        }
-        const uint8_t* blk = w + (kQ8 ? 34 : 18) * i;
-        dh[8 * h + k] = load_u16(blk);
-        p[k] = kQ8 ? block_q8_0_avx2(blk, q + 32 * i) : block_q4_0_avx2(blk, q + 128 * (i / 4) + 16 * (i % 4));
-      }
-      isum[h] = hsum8_epi32(p);
+[[WAFER_QAVX2]] inline void sums8_avx2(const uint8_t* w, const int8_t* q, const int32_t* s, int64_t i0, int64_t nb,
+                                       __m256i* isum, __m256* dw) {
+  constexpr int kStride = kQ8 ? 34 : 18;
+  if (i0 + 8 <= nb) {
+    *isum = kQ8 ? sums8_q8_0_avx2(w + 34 * i0, q + 32 * i0) : sums8_q4_0_avx2(w + 18 * i0, q + 32 * i0);
+    *dw = scales8_avx2<kStride>(w + kStride * i0);
+  } else {  // the end of a row whose length is not a multiple of 256
+    alignas(16) uint16_t dh[8] = {};
+    __m256i p[8];
+    for (int k = 0; k < 8; ++k) {
+      const int64_t i = i0 + k;
+      p[k] = _mm256_setzero_si256();
+      if (i >= nb) continue;
+      const uint8_t* blk = w + kStride * i;
+      dh[k] = load_u16(blk);
+      p[k] = kQ8 ? block_q8_0_avx2(blk, q + 32 * i) : block_q4_0_avx2(blk, q + 128 * (i / 4) + 16 * (i % 4));
     }
-    if (!kQ8) isum[h] = _mm256_sub_epi32(isum[h], _mm256_slli_epi32(_mm256_loadu_si256(
-                                                      reinterpret_cast<const __m256i*>(s + b + 8 * h)), 3));
-    dw[h] = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh + 8 * h)));
+    *isum = hsum8_epi32(p);
+    *dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh)));
   }
+  if (!kQ8) *isum = _mm256_sub_epi32(*isum, _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i0)), 3));
 }
 
+// acc += (d_w · d_x) · isum for blocks [i0, i0 + 8): lanes i0 mod 16 .. of the 16 partial sums.
+template <bool kQ8>
+[[WAFER_QAVX2]] inline __m256 add8_avx2(__m256 acc, const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
+                                        int64_t i0, int64_t nb) {
+  __m256i isum;
+  __m256 dw;
+  sums8_avx2<kQ8>(w, q, s, i0, nb, &isum, &dw);
+  const __m256 scale = _mm256_mul_ps(dw, _mm256_loadu_ps(d + i0));
+  return _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum)));
+}
+
+// Blocks go eight at a time, so a row of 768 values (24 blocks) costs no empty half-group.
 template <bool kQ8>
 [[WAFER_QAVX2]] float dot_q80_q40_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
                                        int64_t nb) {
+  constexpr int kStride = kQ8 ? 34 : 18;
   __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};  // lanes 0-7, 8-15
-  for (int64_t b = 0; b < nb; b += 16) {
-    __m256i isum[2];
-    __m256 dw[2];
-    sums16_avx2<kQ8>(w, q, s, b, nb, isum, dw);
-    for (int h = 0; h < 2; ++h) {
-      const __m256 scale = _mm256_mul_ps(dw[h], _mm256_loadu_ps(d + b + 8 * h));
-      acc[h] = _mm256_add_ps(acc[h], _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum[h])));
-    }
+  int64_t b = 0;
+  for (; b + 16 <= nb; b += 16) {
+    prefetch_ahead(w + kStride * b, 16 * kStride);
+    acc[0] = add8_avx2<kQ8>(acc[0], w, q, d, s, b, nb);
+    acc[1] = add8_avx2<kQ8>(acc[1], w, q, d, s, b + 8, nb);
   }
-  alignas(32) float lanes[16];
-  _mm256_store_ps(lanes, acc[0]);
-  _mm256_store_ps(lanes + 8, acc[1]);
-  return lanes_sum(lanes);
+  for (; b < nb; b += 8) {
+    prefetch_ahead(w + kStride * b, 8 * kStride);
+    acc[(b / 8) % 2] = add8_avx2<kQ8>(acc[(b / 8) % 2], w, q, d, s, b, nb);
+  }
+  return lanes_sum_avx2(acc[0], acc[1]);
 }
 
 [[WAFER_QAVX2]] float dot_q8_0_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t nb) {
@@ -341,17 +392,6 @@ template <bool kQ8>
 
 [[WAFER_QVNNI]] inline __m512i load64(const void* p) { return _mm512_loadu_si512(p); }
 
-// The cache lines of the `bytes` of weights 2 KiB past p, fetched while these are summed. A
-// thread's weight rows are contiguous, so this runs on into its next rows. Decode on an Intel
-// Xeon with AMX (2026-12-02, 111M, alternating runs): q8_0 145-153 -> 166-178 tokens/s, q4_0
-// 177-188 -> 234-274, q4_k 179-180 -> 193-199; the rows of 768 inputs were read at 16.5 GB/s
-// before, 19.4-20.6 after. On an AMD EPYC without AMX (2026-12-06, three alternating rounds of
-// 5 repeats, off / on) it is within the noise: q8_0 269-304 / 270-299, q4_0 277-394 / 328-358,
-// q4_k 279-369 / 276-362; 1 KiB and 4 KiB distances were worse there on every format (2026-12-02). One
-// distance for both machines keeps one code path.
-[[WAFER_QVNNI]] inline void prefetch_ahead(const uint8_t* p, int64_t bytes) {
-  for (int64_t k = 0; k < bytes; k += 64) _mm_prefetch(reinterpret_cast<const char*>(p + 2048 + k), _MM_HINT_T0);
-}
 
 // Block sums in natural order from q[m] whose 128-bit lane k holds 4 partial sums of block
 // 4m + k: a 4 × 4 transpose-and-add within each lane, then one permute.
@@ -471,7 +511,8 @@ template <bool kQ8, int R>
     if (b < nb) {  // the last < 16 blocks, one at a time (d is zero-padded to 16)
       __m256i isum[2];
       __m256 dw[2];
-      sums16_avx2<kQ8>(w, q + r * a.q_stride, s + r * a.s_stride, b, nb, isum, dw);
+      for (int h = 0; h < 2; ++h)
+        sums8_avx2<kQ8>(w, q + r * a.q_stride, s + r * a.s_stride, b + 8 * h, nb, &isum[h], &dw[h]);
       const __m512i is = _mm512_inserti64x4(_mm512_zextsi256_si512(isum[0]), isum[1], 1);
       const __m512 dv = _mm512_insertf32x8(_mm512_zextps256_ps512(dw[0]), dw[1], 1);
       const __m512 dx = _mm512_loadu_ps(d + r * a.d_stride + b);
