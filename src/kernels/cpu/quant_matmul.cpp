@@ -14,8 +14,9 @@
 //      q4_K:       one scalar sum over super-blocks in order of d_x·(d·sumi - dmin·summ).
 // Paths: AVX512-VNNI (vpdpbusd, vpdpwssd), AVX2 (vpmaddubsw + vpmaddwd), and portable C, picked
 // from kernel_isa(). Threads split the weight rows; each streams its share once per tile of rows.
-// With N ≥ 4 the AVX-512 kernels take 4 activation rows per pass over a weight row (the weight
-// side, unpacking and scales, done once), each row computed with the same operations as alone.
+// With N ≥ 4 the AVX-512 kernels (and the AVX2 ones for q8_0 and q4_0) take 4 activation rows
+// per pass over a weight row (the weight side, unpacking and scales, done once), each row
+// computed with the same operations as alone.
 #pragma GCC optimize("fp-contract=off")
 #include "kernels/cpu/quant_matmul.h"
 
@@ -253,33 +254,57 @@ float dot_q4_k_generic(const uint8_t* w, const int8_t* q, const float* d, const 
   return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
 }
 
-// Σ q·x of 8 q4_0 blocks (the first at a multiple of 4), two per register: the low parts of
-// blocks 2j and 2j + 1 lie side by side in the grouped activations, and so do the high parts.
-// Each int16 lane of lo + hi sums 4 products ≤ 15 · 127, so 4 lanes still fit int16 (30,480):
-// two word-wise horizontal adds before the one widening vpmaddwd.
-[[WAFER_QAVX2]] inline __m256i sums8_q4_0_avx2(const uint8_t* w, const int8_t* x) {
+// Σ q·x of 8 q4_0 blocks (the first at a multiple of 4) with each of R activation rows (row r at
+// x + r·xs), two blocks per register: the low parts of blocks 2j and 2j + 1 lie side by side in
+// the grouped activations, and so do the high parts. Each int16 lane of lo + hi sums 4 products
+// ≤ 15 · 127, so 4 lanes still fit int16 (30,480): two word-wise horizontal adds before the one
+// widening vpmaddwd. The nibbles are unpacked once for all R.
+template <int R>
+[[WAFER_QAVX2]] inline void sums8_q4_0_avx2(__m256i* isum, const uint8_t* w, const int8_t* x, int64_t xs) {
   const __m256i m4 = _mm256_set1_epi8(15);
-  __m256i p[4];
-  for (int j = 0; j < 4; ++j) {
-    const uint8_t* blk = w + 36 * j + 2;
-    const __m256i v = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 18)),
-                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
-    const int8_t* xl = x + 128 * (j / 2) + 32 * (j % 2);
-    const __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(v, m4), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl)));
-    const __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4),
-                                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64)));
-    p[j] = _mm256_add_epi16(lo, hi);  // 128-bit lane h of p[j] is block 2j + h, 8 words
+  __m256i h[R][2];
+  for (int j = 0; j < 4; j += 2) {
+    __m256i p[R][2];
+    for (int k = 0; k < 2; ++k) {
+      const uint8_t* blk = w + 36 * (j + k) + 2;
+      const __m256i v = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 18)),
+                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)));
+      const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      for (int r = 0; r < R; ++r) {
+        const int8_t* xl = x + r * xs + 128 * (j / 2) + 32 * k;
+        p[r][k] = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl))),
+                                   _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xl + 64))));
+      }
+    }
+    for (int r = 0; r < R; ++r) h[r][j / 2] = _mm256_hadd_epi16(p[r][0], p[r][1]);  // lane h of p: block 2(j + k) + h
   }
-  const __m256i h = _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3]));
-  const __m256i s = _mm256_madd_epi16(h, _mm256_set1_epi16(1));  // element 4h + j: block 2j + h
-  return _mm256_permutevar8x32_epi32(s, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  for (int r = 0; r < R; ++r) {
+    const __m256i s = _mm256_madd_epi16(_mm256_hadd_epi16(h[r][0], h[r][1]), _mm256_set1_epi16(1));
+    isum[r] = _mm256_permutevar8x32_epi32(s, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));  // element 4h + j: block 2j + h
+  }
 }
 
-// Σ w·x of 8 consecutive q8_0 blocks.
-[[WAFER_QAVX2]] inline __m256i sums8_q8_0_avx2(const uint8_t* w, const int8_t* x) {
-  __m256i p[8];
-  for (int k = 0; k < 8; ++k) p[k] = block_q8_0_avx2(w + 34 * k, x + 32 * k);
-  return hsum8_epi32(p);
+// Σ w·x of 8 consecutive q8_0 blocks with each of R activation rows; |w| once for all R.
+template <int R>
+[[WAFER_QAVX2]] inline void sums8_q8_0_avx2(__m256i* isum, const uint8_t* w, const int8_t* x, int64_t xs) {
+  __m256i h[R][4];  // hadd pairs of blocks (2k, 2k + 1)
+  for (int k = 0; k < 8; k += 2) {
+    __m256i p[R][2];
+    for (int i = 0; i < 2; ++i) {
+      const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 34 * (k + i) + 2));
+      const __m256i aw = _mm256_abs_epi8(wv);
+      for (int r = 0; r < R; ++r) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + r * xs + 32 * (k + i)));
+        // |w| ≤ 128 as u8 times ±x: pairs stay within int16 (2 · 128 · 127 < 2^15).
+        p[r][i] = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(v, wv)), _mm256_set1_epi16(1));
+      }
+    }
+    for (int r = 0; r < R; ++r) h[r][k / 2] = _mm256_hadd_epi32(p[r][0], p[r][1]);
+  }
+  for (int r = 0; r < R; ++r) {  // hsum8_epi32's tree, its first level done above
+    const __m256i h0 = _mm256_hadd_epi32(h[r][0], h[r][1]), h1 = _mm256_hadd_epi32(h[r][2], h[r][3]);
+    isum[r] = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31));
+  }
 }
 
 // The fp16 scales of 8 blocks kStride bytes apart, as fp32, gathered word by word into a
@@ -295,67 +320,85 @@ template <int kStride>
   return _mm256_cvtph_ps(_mm_unpacklo_epi64(lo, hi));
 }
 
-// Integer sums of blocks [i0, i0 + 8) (those < nb; the others 0, as their scales) and their fp16
-// scales as fp32; i0 is a multiple of 8.
-template <bool kQ8>
-[[WAFER_QAVX2]] inline void sums8_avx2(const uint8_t* w, const int8_t* q, const int32_t* s, int64_t i0, int64_t nb,
-                                       __m256i* isum, __m256* dw) {
+// Integer sums of blocks [i0, i0 + 8) (those < nb; the others 0, as their scales) with each of
+// R activation rows (row r at q + r·qs, its block sums at s + r·ss), and the blocks' fp16 scales
+// as fp32; i0 is a multiple of 8.
+template <bool kQ8, int R>
+[[WAFER_QAVX2]] inline void sums8_avx2(__m256i* isum, __m256* dw, const uint8_t* w, const int8_t* q, int64_t qs,
+                                       const int32_t* s, int64_t ss, int64_t i0, int64_t nb) {
   constexpr int kStride = kQ8 ? 34 : 18;
   if (i0 + 8 <= nb) {
-    *isum = kQ8 ? sums8_q8_0_avx2(w + 34 * i0, q + 32 * i0) : sums8_q4_0_avx2(w + 18 * i0, q + 32 * i0);
+    if constexpr (kQ8)
+      sums8_q8_0_avx2<R>(isum, w + 34 * i0, q + 32 * i0, qs);
+    else
+      sums8_q4_0_avx2<R>(isum, w + 18 * i0, q + 32 * i0, qs);
     *dw = scales8_avx2<kStride>(w + kStride * i0);
   } else {  // the end of a row whose length is not a multiple of 256
     alignas(16) uint16_t dh[8] = {};
-    __m256i p[8];
-    for (int k = 0; k < 8; ++k) {
-      const int64_t i = i0 + k;
-      p[k] = _mm256_setzero_si256();
-      if (i >= nb) continue;
-      const uint8_t* blk = w + kStride * i;
-      dh[k] = load_u16(blk);
-      p[k] = kQ8 ? block_q8_0_avx2(blk, q + 32 * i) : block_q4_0_avx2(blk, q + 128 * (i / 4) + 16 * (i % 4));
-    }
-    *isum = hsum8_epi32(p);
+    for (int k = 0; k < 8 && i0 + k < nb; ++k) dh[k] = load_u16(w + kStride * (i0 + k));
     *dw = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(dh)));
+    for (int r = 0; r < R; ++r) {
+      __m256i p[8];
+      for (int k = 0; k < 8; ++k) {
+        const int64_t i = i0 + k;
+        const int8_t* qr = q + r * qs;
+        p[k] = _mm256_setzero_si256();
+        if (i < nb)
+          p[k] = kQ8 ? block_q8_0_avx2(w + 34 * i, qr + 32 * i)
+                     : block_q4_0_avx2(w + 18 * i, qr + 128 * (i / 4) + 16 * (i % 4));
+      }
+      isum[r] = hsum8_epi32(p);
+    }
   }
-  if (!kQ8) *isum = _mm256_sub_epi32(*isum, _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i0)), 3));
+  if (!kQ8)
+    for (int r = 0; r < R; ++r)
+      isum[r] = _mm256_sub_epi32(isum[r], _mm256_slli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + r * ss + i0)), 3));
 }
 
-// acc += (d_w · d_x) · isum for blocks [i0, i0 + 8): lanes i0 mod 16 .. of the 16 partial sums.
-template <bool kQ8>
-[[WAFER_QAVX2]] inline __m256 add8_avx2(__m256 acc, const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
-                                        int64_t i0, int64_t nb) {
-  __m256i isum;
+// acc[r] += (d_w · d_x) · isum for blocks [i0, i0 + 8) and activation row r < R of a (rows n0 ..):
+// lanes i0 mod 16 .. of each row's 16 partial sums.
+template <bool kQ8, int R>
+[[WAFER_QAVX2]] inline void add8_avx2(__m256* acc, const uint8_t* w, const ActRows& a, int64_t n0, int64_t i0,
+                                      int64_t nb) {
+  __m256i isum[R];
   __m256 dw;
-  sums8_avx2<kQ8>(w, q, s, i0, nb, &isum, &dw);
-  const __m256 scale = _mm256_mul_ps(dw, _mm256_loadu_ps(d + i0));
-  return _mm256_add_ps(acc, _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum)));
+  sums8_avx2<kQ8, R>(isum, &dw, w, a.q + n0 * a.q_stride, a.q_stride, a.s + n0 * a.s_stride, a.s_stride, i0, nb);
+  for (int r = 0; r < R; ++r) {
+    const __m256 scale = _mm256_mul_ps(dw, _mm256_loadu_ps(a.d + (n0 + r) * a.d_stride + i0));
+    acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(scale, _mm256_cvtepi32_ps(isum[r])));
+  }
 }
 
-// Blocks go eight at a time, so a row of 768 values (24 blocks) costs no empty half-group.
-template <bool kQ8>
-[[WAFER_QAVX2]] float dot_q80_q40_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
-                                       int64_t nb) {
+// y[r] = the dot product of weight row w with activation row r < R of a (rows n0 ..), each
+// computed exactly as alone. Blocks go eight at a time, so a row of 768 values (24 blocks) costs
+// no empty half-group.
+template <bool kQ8, int R>
+[[WAFER_QAVX2]] void dot_q80_q40_avx2(float* y, const uint8_t* w, const ActRows& a, int64_t n0, int64_t nb) {
   constexpr int kStride = kQ8 ? 34 : 18;
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};  // lanes 0-7, 8-15
+  __m256 acc[2][R];  // lanes 0-7, 8-15 of each row
+  for (int r = 0; r < R; ++r) acc[0][r] = acc[1][r] = _mm256_setzero_ps();
   int64_t b = 0;
   for (; b + 16 <= nb; b += 16) {
     prefetch_ahead(w + kStride * b, 16 * kStride);
-    acc[0] = add8_avx2<kQ8>(acc[0], w, q, d, s, b, nb);
-    acc[1] = add8_avx2<kQ8>(acc[1], w, q, d, s, b + 8, nb);
+    add8_avx2<kQ8, R>(acc[0], w, a, n0, b, nb);
+    add8_avx2<kQ8, R>(acc[1], w, a, n0, b + 8, nb);
   }
   for (; b < nb; b += 8) {
     prefetch_ahead(w + kStride * b, 8 * kStride);
-    acc[(b / 8) % 2] = add8_avx2<kQ8>(acc[(b / 8) % 2], w, q, d, s, b, nb);
+    add8_avx2<kQ8, R>(acc[(b / 8) % 2], w, a, n0, b, nb);
   }
-  return lanes_sum_avx2(acc[0], acc[1]);
+  for (int r = 0; r < R; ++r) y[r] = lanes_sum_avx2(acc[0][r], acc[1][r]);
 }
 
-[[WAFER_QAVX2]] float dot_q8_0_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t nb) {
-  return dot_q80_q40_avx2<true>(w, q, d, s, nb);
-}
-[[WAFER_QAVX2]] float dot_q4_0_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t nb) {
-  return dot_q80_q40_avx2<false>(w, q, d, s, nb);
+// One weight row with one activation row (kQ8: q8_0 weights, else q4_0).
+template <bool kQ8>
+[[WAFER_QAVX2, gnu::flatten]] float dot_q80_q40_one_avx2(const uint8_t* w, const int8_t* q, const float* d,
+                                                         const int32_t* s, int64_t nb) {
+  ActRows a;
+  a.q = const_cast<int8_t*>(q), a.d = const_cast<float*>(d), a.s = const_cast<int32_t*>(s);
+  float y;
+  dot_q80_q40_avx2<kQ8, 1>(&y, w, a, 0, nb);
+  return y;
 }
 
 [[WAFER_QAVX2]] float dot_q4_k_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t nb) {
@@ -512,7 +555,7 @@ template <bool kQ8, int R>
       __m256i isum[2];
       __m256 dw[2];
       for (int h = 0; h < 2; ++h)
-        sums8_avx2<kQ8>(w, q + r * a.q_stride, s + r * a.s_stride, b + 8 * h, nb, &isum[h], &dw[h]);
+        sums8_avx2<kQ8, 1>(&isum[h], &dw[h], w, q + r * a.q_stride, a.q_stride, s + r * a.s_stride, a.s_stride, b + 8 * h, nb);
       const __m512i is = _mm512_inserti64x4(_mm512_zextsi256_si512(isum[0]), isum[1], 1);
       const __m512 dv = _mm512_insertf32x8(_mm512_zextps256_ps512(dw[0]), dw[1], 1);
       const __m512 dx = _mm512_loadu_ps(d + r * a.d_stride + b);
@@ -646,8 +689,8 @@ Path pick_path() {
 
 RowDot pick_dot(QuantType t) {
   static constexpr RowDot table[3][3] = {
-      {dot_q8_0_generic, dot_q8_0_avx2, dot_q80_q40_one_avx512<true>},
-      {dot_q4_0_generic, dot_q4_0_avx2, dot_q80_q40_one_avx512<false>},
+      {dot_q8_0_generic, dot_q80_q40_one_avx2<true>, dot_q80_q40_one_avx512<true>},
+      {dot_q4_0_generic, dot_q80_q40_one_avx2<false>, dot_q80_q40_one_avx512<false>},
       {dot_q4_k_generic, dot_q4_k_avx2, dot_q4_k_avx512_1},
   };
   return table[int(t)][int(pick_path())];
@@ -655,7 +698,10 @@ RowDot pick_dot(QuantType t) {
 
 // The kernels that take four activation rows at once, where there are (else null).
 RowDot4 pick_dot4(QuantType t) {
-  if (pick_path() != Path::Avx512Vnni) return nullptr;
+  const Path path = pick_path();
+  if (path == Path::Avx2 && t == QuantType::Q8_0) return dot_q80_q40_avx2<true, 4>;
+  if (path == Path::Avx2 && t == QuantType::Q4_0) return dot_q80_q40_avx2<false, 4>;
+  if (path != Path::Avx512Vnni) return nullptr;
   if (t == QuantType::Q8_0) return dot_q80_q40_avx512<true, 4>;
   if (t == QuantType::Q4_0) return dot_q80_q40_avx512<false, 4>;
   return dot_q4_k_avx512<4>;
