@@ -231,7 +231,7 @@ TEST(QuantMatmul, IsaPathsAreBitIdentical) {
       for (bool raw : {false, true}) {
         const auto w = randn(size_t(s.rows * s.cols), ++seed, 0.05f);
         const auto q = raw ? random_blocks(t, s.rows, s.cols, seed) : quantize_matrix_rows(t, w.data(), s.rows, s.cols);
-        const int64_t N = 21;  // passes of 4 rows and one alone (AVX-512); a tile of 16 and one of 5 (AMX)
+        const int64_t N = 21;  // passes of 4 rows and one alone (AVX-512, AVX2); a tile of 16 and one of 5 (AMX)
         const auto x = randn(size_t(N * s.cols), ++seed);
         set_kernel_isa(Isa::Generic);
         const auto want = run(t, q, s.rows, s.cols, x.data(), nullptr, N, 1.0f);
