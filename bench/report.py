@@ -22,9 +22,17 @@ def load(name):
 
 
 def torch_best(prefix, pick):
-    """The better of PyTorch's two thread policies for one measure; pick(json) -> tokens/s."""
+    """The better of PyTorch's two thread policies for one measure; pick(json) -> tokens/s.
+    (None, []) where the measure was not taken (bf16 autocast on a CPU without bf16 arithmetic)."""
+    if not os.path.exists(os.path.join(d, f"{prefix}.passive.json")):
+        return None, []
     runs = [load(f"{prefix}.{p}.json") for p in ("passive", "spin")]
     return max(runs, key=pick), runs
+
+
+def fmt(v, spec, missing="—"):
+    """v formatted with spec, or `missing` where v is None."""
+    return missing if v is None else format(v, spec)
 
 
 def loads(pattern):
@@ -73,17 +81,21 @@ print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 for name_file in sorted(glob.glob(os.path.join(d, "train*.name"))):
     k = os.path.basename(name_file)[: -len(".name")]
     model, bt = open(name_file).read().strip().split("|")
-    w32, w16 = (best_of(loads(f"{k}.wafer-{p}*.json"), lambda j: j["train"]["tokens_per_s"]) for p in ("fp32", "bf16"))
-    t, _ = torch_best(f"{k}.torch", lambda j: j["train"]["tokens_per_s"])
-    t16, _ = torch_best(f"{k}.torch-bf16", lambda j: j["train"]["tokens_per_s"])
-    tt, tb, a, b = t["train"]["tokens_per_s"], t16["train"]["tokens_per_s"], w32["train"], w16["train"]
-    b_ceiling = bf16 if w16.get("precision") == "bf16" and bf16 else sgemm
-    print(f"| {model} | {bt.replace('x', '×')} | {tt:.1f} | {tb:.1f} | {a['tokens_per_s']:.1f} | {a['tokens_per_s'] / tt:.2f}× "
-          f"| {b['tokens_per_s']:.1f} | {b['tokens_per_s'] / tb:.2f}× "
-          f"| {a['gflops_per_s']:.0f} ({100 * a['gflops_per_s'] / sgemm:.0f}%) "
-          f"| {b['gflops_per_s']:.0f} ({100 * b['gflops_per_s'] / b_ceiling:.0f}%) "
-          f"| {t['train']['peak_rss_mb']:,.0f} / {t16['train']['peak_rss_mb']:,.0f} / {a['peak_rss_mb']:,.0f} "
-          f"/ {b['peak_rss_mb']:,.0f} |")
+    train = lambda j: j["train"]["tokens_per_s"]
+    w32 = best_of(loads(f"{k}.wafer-fp32*.json"), train)["train"]
+    w16 = loads(f"{k}.wafer-bf16*.json")  # none where the CPU has no bf16 arithmetic
+    w16 = best_of(w16, train)["train"] if w16 else None
+    t, _ = torch_best(f"{k}.torch", train)
+    t16, _ = torch_best(f"{k}.torch-bf16", train)
+    tt, tb = train(t), t16 and train(t16)
+    b16 = w16 and w16["tokens_per_s"]
+    ratio16 = f"{b16 / tb:.2f}×" if b16 and tb else "—"
+    share16 = f"{w16['gflops_per_s']:.0f} ({100 * w16['gflops_per_s'] / bf16:.0f}%)" if w16 and bf16 else "—"
+    print(f"| {model} | {bt.replace('x', '×')} | {tt:.1f} | {fmt(tb, '.1f')} | {w32['tokens_per_s']:.1f} "
+          f"| {w32['tokens_per_s'] / tt:.2f}× | {fmt(b16, '.1f')} | {ratio16} "
+          f"| {w32['gflops_per_s']:.0f} ({100 * w32['gflops_per_s'] / sgemm:.0f}%) | {share16} "
+          f"| {t['train']['peak_rss_mb']:,.0f} / {fmt(t16 and t16['train']['peak_rss_mb'], ',.0f')} "
+          f"/ {w32['peak_rss_mb']:,.0f} / {fmt(w16 and w16['peak_rss_mb'], ',.0f')} |")
 print()
 
 # ---- inference (each measure: the best of the rounds; PyTorch: of both thread policies too)
@@ -92,6 +104,7 @@ wafer = {f: rounds(f"wafer-{f}") for f in formats}
 wafer = {f: r for f, r in wafer.items() if r}  # a format this run did not measure is left out
 torch_runs = {p: [r for k in range(1, len(wafer["fp32"]) + 1) for r in torch_best(f"infer{k}.{n}", lambda j: 0)[1]]
               for p, n in (("fp32", "torch"), ("bf16", "torch-bf16"))}
+torch_runs = {p: r for p, r in torch_runs.items() if r}  # no bf16 autocast where the CPU has no bf16
 print(f"Inference, Cerebras-GPT 111M, batch 1, tokens/s, best of {len(wafer['fp32'])} rounds. Prefill FLOPs = "
       "T·(2N' + 4·L·C·T) + 2·V·C (N': block parameters; the head for the last position only); decode reads "
       "every weight matrix once per token, at the format's size.")
@@ -103,7 +116,7 @@ measures.append(("decode", lambda j: j["decode"]["tokens_per_s"]))
 for label, pick in measures:
     tp = {p: pick(best_of(r, pick)) for p, r in torch_runs.items()}
     wp = {f: pick(best_of(r, pick)) for f, r in wafer.items()}
-    print(f"| {label} | {tp['fp32']:.1f} | {tp['bf16']:.1f} | " + " | ".join(f"{v:.1f}" for v in wp.values())
+    print(f"| {label} | {tp['fp32']:.1f} | {fmt(tp.get('bf16'), '.1f')} | " + " | ".join(f"{v:.1f}" for v in wp.values())
           + f" | {max(wp.values()) / max(tp.values()):.2f}× |")
 print()
 print("Each wafer path against its ceiling, same run: prefill GFLOP/s against the GEMM ceiling (fp32: sgemm; "

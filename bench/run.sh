@@ -27,10 +27,16 @@ out=runs/bench  # every measure's JSON stays here; python3 bench/report.py runs/
 rm -rf "$out" && mkdir -p "$out"
 : > "$out/noisy.txt"
 quiet() { wait_for_quiet | tee -a "$out/noisy.txt" >&2; }
+# bf16 is measured where the CPU has bf16 arithmetic (AVX512-BF16 or AMX). Elsewhere wafer's
+# --precision bf16 runs in fp32 (it says so), and PyTorch's autocast emulates bf16 in software
+# (one 111M 4x256 step took over 6 minutes on an AVX2-only AMD EPYC): neither is a bf16 measure.
+precisions="fp32 bf16"
+grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo || precisions="fp32"
 torch_best() {  # torch_best NAME ARGS...: both thread policies, one JSON file each, fp32 and bf16 autocast
   local name=$1; shift
   quiet; OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/torch_gpt2.py "$@" > "$out/$name.passive.json"
   quiet; GOMP_SPINCOUNT=100000 /usr/bin/python3 bench/torch_gpt2.py "$@" > "$out/$name.spin.json"
+  [ "$precisions" = "fp32 bf16" ] || return 0
   quiet; OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/torch_gpt2.py "$@" --autocast bf16 > "$out/$name-bf16.passive.json"
   quiet; GOMP_SPINCOUNT=100000 /usr/bin/python3 bench/torch_gpt2.py "$@" --autocast bf16 > "$out/$name-bf16.spin.json"
 }
@@ -56,7 +62,7 @@ for c in "${cases[@]}"; do
   # better of its two thread policies: a slow spell of the machine (one cost a measure 25% here)
   # then has to last through both runs of a program to show in the table.
   for suffix in "" .2; do
-    for p in fp32 bf16; do
+    for p in $precisions; do
       # shellcheck disable=SC2086
       quiet; build/wafer bench $wflags --train "$bt" --train-steps "$steps" --precision "$p" --json > "$out/train$i.wafer-$p$suffix.json"
     done
@@ -70,7 +76,7 @@ done
 # that the idle check cannot see: two rounds, alternating the programs, each measure's best kept.
 echo "bench: prefill and decode" >&2
 for round in 1 2; do
-  for p in fp32 bf16 q8_0 q4_0 q4_k; do
+  for p in $precisions q8_0 q4_0 q4_k; do
     quiet; build/wafer bench --preset 111M --prefill 128,1024 --decode-tokens 64 --precision "$p" --json \
       > "$out/infer$round.wafer-$p.json"
   done

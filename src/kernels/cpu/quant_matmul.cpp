@@ -14,9 +14,9 @@
 //      q4_K:       one scalar sum over super-blocks in order of d_x·(d·sumi - dmin·summ).
 // Paths: AVX512-VNNI (vpdpbusd, vpdpwssd), AVX2 (vpmaddubsw + vpmaddwd), and portable C, picked
 // from kernel_isa(). Threads split the weight rows; each streams its share once per tile of rows.
-// With N ≥ 4 the AVX-512 kernels (and the AVX2 ones for q8_0 and q4_0) take 4 activation rows
-// per pass over a weight row (the weight side, unpacking and scales, done once), each row
-// computed with the same operations as alone.
+// With N ≥ 4 the AVX-512 and AVX2 kernels take 4 activation rows per pass over a weight row (the
+// weight side, unpacking and scales, done once), each row computed with the same operations as
+// alone.
 #pragma GCC optimize("fp-contract=off")
 #include "kernels/cpu/quant_matmul.h"
 
@@ -401,32 +401,54 @@ template <bool kQ8>
   return y;
 }
 
-[[WAFER_QAVX2]] float dot_q4_k_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t nb) {
+// y[r] = the dot product of q4_K weight row w with activation row r < R of a (rows n0 ..), each
+// computed exactly as alone; the nibbles and scales of a super-block are unpacked once for all R.
+template <int R>
+[[WAFER_QAVX2]] void dot_q4_k_avx2(float* y, const uint8_t* w, const ActRows& a, int64_t n0, int64_t nb) {
   const __m256i m4 = _mm256_set1_epi8(15);
-  float acc = 0;
+  float acc[R] = {};
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = w + 144 * b;
-    const int8_t* x = q + 256 * b;
+    if (b % 4 == 0) prefetch_ahead(blk, 4 * 144);
+    const int8_t* x = a.q + n0 * a.q_stride + 256 * b;
     uint32_t scw[2], mw[2];
     q4_k_unpack(blk + 4, scw, mw);
     uint8_t sc[8], m[8];
     std::memcpy(sc, scw, 8);
     std::memcpy(m, mw, 8);
-    __m256i isum = _mm256_setzero_si256();
+    __m256i isum[R];
+    for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
     for (int g = 0; g < 4; ++g) {  // qs group g: sub-block 2g in the low nibbles, 2g + 1 in the high
       const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * g));
       const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-      const __m256i xl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * kQ4KPos[2 * g]));
-      const __m256i xh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * kQ4KPos[2 * g + 1]));
-      // pairs ≤ 2 · 15 · 128 in int16, then times the scale (≤ 63) into int32
-      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_set1_epi16(sc[2 * g])));
-      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), _mm256_set1_epi16(sc[2 * g + 1])));
+      const __m256i sc_lo = _mm256_set1_epi16(sc[2 * g]), sc_hi = _mm256_set1_epi16(sc[2 * g + 1]);
+      for (int r = 0; r < R; ++r) {
+        const int8_t* xr = x + r * a.q_stride;
+        const __m256i xl = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + 32 * kQ4KPos[2 * g]));
+        const __m256i xh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + 32 * kQ4KPos[2 * g + 1]));
+        // pairs ≤ 2 · 15 · 128 in int16, then times the scale (≤ 63) into int32
+        isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), sc_lo));
+        isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), sc_hi));
+      }
     }
-    int32_t summ = 0;
-    for (int sb = 0; sb < 8; ++sb) summ += m[sb] * s[8 * b + sb];
-    acc += q4_k_term(d[b], _cvtsh_ss(load_u16(blk)), _cvtsh_ss(load_u16(blk + 2)), hsum_epi32(isum), summ);
+    const float dw = _cvtsh_ss(load_u16(blk)), dmin = _cvtsh_ss(load_u16(blk + 2));
+    for (int r = 0; r < R; ++r) {
+      const int32_t* sr = a.s + (n0 + r) * a.s_stride + 8 * b;
+      int32_t summ = 0;
+      for (int sb = 0; sb < 8; ++sb) summ += m[sb] * sr[sb];
+      acc[r] += q4_k_term(a.d[(n0 + r) * a.d_stride + b], dw, dmin, hsum_epi32(isum[r]), summ);
+    }
   }
-  return acc;
+  for (int r = 0; r < R; ++r) y[r] = acc[r];
+}
+
+[[WAFER_QAVX2, gnu::flatten]] float dot_q4_k_avx2_1(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
+                                                    int64_t nb) {
+  ActRows a;
+  a.q = const_cast<int8_t*>(q), a.d = const_cast<float*>(d), a.s = const_cast<int32_t*>(s);
+  float y;
+  dot_q4_k_avx2<1>(&y, w, a, 0, nb);
+  return y;
 }
 
 // ---- AVX-512 with VNNI ----
@@ -691,20 +713,19 @@ RowDot pick_dot(QuantType t) {
   static constexpr RowDot table[3][3] = {
       {dot_q8_0_generic, dot_q80_q40_one_avx2<true>, dot_q80_q40_one_avx512<true>},
       {dot_q4_0_generic, dot_q80_q40_one_avx2<false>, dot_q80_q40_one_avx512<false>},
-      {dot_q4_k_generic, dot_q4_k_avx2, dot_q4_k_avx512_1},
+      {dot_q4_k_generic, dot_q4_k_avx2_1, dot_q4_k_avx512_1},
   };
   return table[int(t)][int(pick_path())];
 }
 
-// The kernels that take four activation rows at once, where there are (else null).
+// The kernels that take four activation rows at once (null on the portable path).
 RowDot4 pick_dot4(QuantType t) {
-  const Path path = pick_path();
-  if (path == Path::Avx2 && t == QuantType::Q8_0) return dot_q80_q40_avx2<true, 4>;
-  if (path == Path::Avx2 && t == QuantType::Q4_0) return dot_q80_q40_avx2<false, 4>;
-  if (path != Path::Avx512Vnni) return nullptr;
-  if (t == QuantType::Q8_0) return dot_q80_q40_avx512<true, 4>;
-  if (t == QuantType::Q4_0) return dot_q80_q40_avx512<false, 4>;
-  return dot_q4_k_avx512<4>;
+  static constexpr RowDot4 table[3][3] = {
+      {nullptr, dot_q80_q40_avx2<true, 4>, dot_q80_q40_avx512<true, 4>},
+      {nullptr, dot_q80_q40_avx2<false, 4>, dot_q80_q40_avx512<false, 4>},
+      {nullptr, dot_q4_k_avx2<4>, dot_q4_k_avx512<4>},
+  };
+  return table[int(t)][int(pick_path())];
 }
 
 void check_cols(const char* op, QuantType t, int64_t cols) {
