@@ -30,13 +30,15 @@ quiet() { wait_for_quiet | tee -a "$out/noisy.txt" >&2; }
 # bf16 is measured where the CPU has bf16 arithmetic (AVX512-BF16 or AMX). Elsewhere wafer's
 # --precision bf16 runs in fp32 (it says so), and PyTorch's autocast emulates bf16 in software
 # (one 111M 4x256 step took over 6 minutes on an AVX2-only AMD EPYC): neither is a bf16 measure.
-precisions="fp32 bf16"
-grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo || precisions="fp32"
+has_bf16=0
+grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo && has_bf16=1
+precisions="fp32"
+((has_bf16)) && precisions="fp32 bf16"
 torch_best() {  # torch_best NAME ARGS...: both thread policies, one JSON file each, fp32 and bf16 autocast
   local name=$1; shift
   quiet; OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/torch_gpt2.py "$@" > "$out/$name.passive.json"
   quiet; GOMP_SPINCOUNT=100000 /usr/bin/python3 bench/torch_gpt2.py "$@" > "$out/$name.spin.json"
-  [ "$precisions" = "fp32 bf16" ] || return 0
+  ((has_bf16)) || return 0
   quiet; OMP_WAIT_POLICY=PASSIVE /usr/bin/python3 bench/torch_gpt2.py "$@" --autocast bf16 > "$out/$name-bf16.passive.json"
   quiet; GOMP_SPINCOUNT=100000 /usr/bin/python3 bench/torch_gpt2.py "$@" --autocast bf16 > "$out/$name-bf16.spin.json"
 }
