@@ -30,6 +30,43 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 inline int64_t visible_end(const AttentionShape& s, int64_t i) {
   return s.causal ? std::min(s.Tk, s.q_pos0 + i + 1) : s.Tk;
 }
+
+// A tile of one query row (decode) is two matrix-vector products, where an sgemm's packing of K
+// and V costs more than the arithmetic (it was a third of a 111M q8_0 decode step at position
+// 1024). These loops are inlined into each ISA clone of attention_forward and vectorised there.
+// sc[j] = scale · q·k_j for j < nk, k_j at k + j·stride; q, k_j: [D].
+[[gnu::always_inline]] inline void row_scores(float* sc, const float* q, const float* k, int64_t nk, int64_t stride,
+                                              int64_t D, float scale) {
+  int64_t j = 0;
+  for (; j + 4 <= nk; j += 4) {  // four keys per pass: their reductions overlap
+    const float *k0 = k + j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+    float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+#pragma omp simd reduction(+ : d0, d1, d2, d3)
+    for (int64_t d = 0; d < D; ++d) {
+      d0 += q[d] * k0[d];
+      d1 += q[d] * k1[d];
+      d2 += q[d] * k2[d];
+      d3 += q[d] * k3[d];
+    }
+    sc[j] = scale * d0, sc[j + 1] = scale * d1, sc[j + 2] = scale * d2, sc[j + 3] = scale * d3;
+  }
+  for (; j < nk; ++j) {
+    const float* kj = k + j * stride;
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t d = 0; d < D; ++d) dot += q[d] * kj[d];
+    sc[j] = scale * dot;
+  }
+}
+// acc[D] += Σ_j p[j]·v_j for j < nk, v_j at v + j·stride.
+[[gnu::always_inline]] inline void row_accumulate(float* acc, const float* p, const float* v, int64_t nk,
+                                                  int64_t stride, int64_t D) {
+  for (int64_t j = 0; j < nk; ++j) {
+    const float pj = p[j], *vj = v + j * stride;
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) acc[d] += pj * vj[d];
+  }
+}
 }  // namespace
 
 WAFER_KERNEL void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const AttentionShape& s) {
@@ -54,8 +91,11 @@ WAFER_KERNEL void attention_forward(float* out, float* lse, const float* q, cons
             const float* kb = k + b * s.kv_batch + j0 * s.kv_row + h * D;
             const float* vb = v + b * s.kv_batch + j0 * s.kv_row + h * D;
             // S[mq, nk] = scale · Q_tile[mq, D] · K_blockᵀ
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(mq), int(nk), int(D), s.scale, qt, int(s.q_row), kb,
-                        int(s.kv_row), 0.0f, sc.data(), int(kKeyBlock));
+            if (mq == 1)
+              row_scores(sc.data(), qt, kb, nk, s.kv_row, D, s.scale);
+            else
+              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(mq), int(nk), int(D), s.scale, qt, int(s.q_row),
+                          kb, int(s.kv_row), 0.0f, sc.data(), int(kKeyBlock));
             for (int64_t r = 0; r < mq; ++r) {
               float* row = sc.data() + r * kKeyBlock;
               const int64_t seen = std::min(nk, visible_end(s, i0 + r) - j0);  // keys of the block row r sees
@@ -81,8 +121,11 @@ WAFER_KERNEL void attention_forward(float* out, float* lse, const float* q, cons
               for (int64_t d = 0; d < D; ++d) a[d] *= corr;
             }
             // acc[mq, D] += P[mq, nk] · V_block[nk, D]
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(mq), int(D), int(nk), 1.0f, sc.data(),
-                        int(kKeyBlock), vb, int(s.kv_row), 1.0f, acc.data(), int(D));
+            if (mq == 1)
+              row_accumulate(acc.data(), sc.data(), vb, nk, s.kv_row, D);
+            else
+              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(mq), int(D), int(nk), 1.0f, sc.data(),
+                          int(kKeyBlock), vb, int(s.kv_row), 1.0f, acc.data(), int(D));
           }
           for (int64_t r = 0; r < mq; ++r) {
             float* o = out + b * s.out_batch + (i0 + r) * s.out_row + h * D;
