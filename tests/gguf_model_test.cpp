@@ -2,8 +2,10 @@
 // llama.cpp reads them, logits after the round trip (f32 exact, others within their format's
 // error), greedy generation unchanged for f32, and the tokenizer carried in the metadata.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -195,6 +197,47 @@ TEST(QuantizedInference, HoldsTheGgufValuesAndEveryPathAgrees) {
       EXPECT_EQ(generate(q, ids, g).tokens.size(), 8u) << what;
     }
   }
+}
+
+// Decoding one row with quantized weights runs in one parallel region (model/decode_step.cpp):
+// the same kernels on the same inputs as the general path, so every step's logits and the KV
+// cache it writes are bit-identical to it, for any thread count, past a 256-key block.
+TEST(GgufModel, QuantizedDecodeRegionIsBitIdenticalToTheGeneralPath) {
+  const int saved = omp_get_max_threads();
+  for (QuantType qt : {QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_K})
+    for (int threads : {1, 2, 3}) {
+      const std::string what = std::string(quant_type_name(qt)) + ", " + std::to_string(threads) + " threads";
+      ModelConfig c = tiny_config(qt != QuantType::Q4_0);
+      const bool long_context = qt == QuantType::Q8_0 && threads == 2;
+      c.n_positions = long_context ? 300 : 40;
+      Model q(c);
+      init_weights(q, {.seed = 23});
+      quantize_matrices(q, qt);
+      omp_set_num_threads(threads);
+      KVCache region_kv(q, 1, c.n_positions), general_kv(q, 1, c.n_positions);
+      ForwardPass region(q), general(q);
+      general.set_one_region_decode(false);
+      region.set_one_region_decode(true);
+      std::vector<int32_t> ids{5, 77, 190, 3, 299, 41};
+      region.forward(ids.data(), 1, int64_t(ids.size()), 0, region_kv.views(), LogitsRows::Last);
+      general.forward(ids.data(), 1, int64_t(ids.size()), 0, general_kv.views(), LogitsRows::Last);
+      const auto V = size_t(c.vocab_size);
+      for (int64_t pos = int64_t(ids.size()); pos < c.n_positions; ++pos) {
+        const int32_t tok = int32_t((pos * 37) % c.vocab_size);
+        const float* a = region.forward(&tok, 1, 1, pos, region_kv.views(), LogitsRows::Last);
+        const std::vector<float> got(a, a + V);
+        const float* b = general.forward(&tok, 1, 1, pos, general_kv.views(), LogitsRows::Last);
+        ASSERT_EQ(std::memcmp(got.data(), b, V * sizeof(float)), 0) << what << ", position " << pos;
+      }
+      EXPECT_EQ(region.one_region_decode_steps(), c.n_positions - int64_t(ids.size())) << what;
+      EXPECT_EQ(general.one_region_decode_steps(), 0) << what;
+      const int64_t kv_floats = c.n_positions * c.n_embd;
+      for (size_t l = 0; l < region_kv.views().size(); ++l) {
+        EXPECT_EQ(std::memcmp(region_kv.views()[l].k, general_kv.views()[l].k, size_t(kv_floats) * 4), 0) << what;
+        EXPECT_EQ(std::memcmp(region_kv.views()[l].v, general_kv.views()[l].v, size_t(kv_floats) * 4), 0) << what;
+      }
+    }
+  omp_set_num_threads(saved);
 }
 
 TEST(GgufModel, TokenizerTravelsInTheMetadata) {

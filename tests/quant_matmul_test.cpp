@@ -281,6 +281,28 @@ TEST(QuantMatmul, ThreadCountDoesNotChangeResults) {
   omp_set_num_threads(saved);
 }
 
+// The decode region's pieces: an activation row quantized once, any range of rows from it.
+TEST(QuantMatmul, RowRangesEqualTheWholeProduct) {
+  for (QuantType t : kTypes) {
+    const Shape s = shapes_for(t)[2];
+    const auto w = randn(size_t(s.rows * s.cols), 800, 0.05f);
+    const auto q = quantize_matrix_rows(t, w.data(), s.rows, s.cols);
+    const auto x = randn(size_t(s.cols), 801);
+    const auto bias = randn(size_t(s.rows), 802);
+    const auto whole = run(t, q, s.rows, s.cols, x.data(), bias.data(), 1, 0.5f);
+    QuantActRow a;
+    quantize_activation_row(a, t, x.data(), s.cols);
+    const QuantMatrix m{t, s.rows, s.cols, q.data()};
+    std::vector<float> got(size_t(s.rows), -1.0f);
+    for (int64_t r0 = 0; r0 < s.rows; r0 += 5) quant_matmul_rows(got.data(), a, m, bias.data(), r0, std::min(s.rows, r0 + 5), 0.5f);
+    EXPECT_EQ(std::memcmp(got.data(), whole.data(), got.size() * sizeof(float)), 0) << quant_type_name(t);
+    QuantActRow other;  // a row quantized for another type is refused, as is a range past the end
+    quantize_activation_row(other, t == QuantType::Q4_0 ? QuantType::Q8_0 : QuantType::Q4_0, x.data(), s.cols);
+    EXPECT_THROW(quant_matmul_rows(got.data(), other, m, nullptr, 0, 1, 1.0f), Error) << quant_type_name(t);
+    EXPECT_THROW(quant_matmul_rows(got.data(), a, m, nullptr, 0, s.rows + 1, 1.0f), Error) << quant_type_name(t);
+  }
+}
+
 TEST(QuantMatmul, RowLengthNotAMultipleOfTheBlockThrows) {
   std::vector<float> x(600, 1.0f), out(4);
   std::vector<uint8_t> bytes(4096);

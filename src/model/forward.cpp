@@ -50,6 +50,7 @@ ForwardPass::ForwardPass(const Model& m, const ParallelState& par, PassMode mode
       sp_(par.layout.sp && mode == PassMode::Training && par.tp.size() > 1),
       gelu_(m.config.activation == Activation::GeluErf ? gelu_erf_forward : gelu_tanh_forward),
       gelu_backward_(m.config.activation == Activation::GeluErf ? gelu_erf_backward : gelu_tanh_backward),
+      gelu_span_(m.config.activation == Activation::GeluErf ? gelu_erf_span : gelu_tanh_span),
       slots_(1) {
   WAFER_ASSERT(m.shard.tp_size == par.tp.size());
 }
@@ -395,6 +396,12 @@ const float* ForwardPass::forward(const int32_t* tokens, int64_t B, int64_t T, i
   const LocalBatch b = local_batch(tokens, nullptr, B, T, cp_.rank(), cp_.size(), pos0);
   const int64_t N = b.rows();
   StageActivations& s = slots_[0];
+  if (decode_in_one_region(b, kv)) {
+    resize_slot(s, b);
+    decode_step(s, b, kv, pos0);
+    logits_.resize(size_t(V));  // the padding rows dropped, as below
+    return logits_.data();
+  }
   const float* out = whole_model_stage(s, b, kv, pos0, 1);
 
   // Last stage: logits of this rank's vocabulary shard and rows, then the whole [n, V] on every rank.

@@ -113,6 +113,11 @@ class ForwardPass {
   const float* stage_backward(int slot, const LocalBatch& b, const float* dout, const ModelWeights& grads);
 
   const Model& model() const { return m_; }
+  // Decoding one row on one rank with quantized weights runs in one parallel region
+  // (model/decode_step.cpp), bit-identical to the general path; off, the general path decodes.
+  // On unless the environment sets WAFER_DECODE_REGION=0.
+  void set_one_region_decode(bool on) { one_region_decode_ = on; }
+  int64_t one_region_decode_steps() const { return one_region_steps_; }  // steps it has run
   // Training: what each block keeps from its forward for its backward (model/memory.h). Selective
   // and Full recompute the rest in the backward, one block at a time, into one working block;
   // the recomputation runs the same kernels on the same inputs, so the gradients are bit-identical
@@ -147,6 +152,11 @@ class ForwardPass {
                                const ModelWeights& grads);
   // Runs the blocks of this stage over slot s (its resid[0] already holds the input).
   const float* run_blocks(StageActivations& s, const LocalBatch& b, const std::vector<LayerKV>& kv, int64_t pos0);
+  // model/decode_step.cpp: whether this call is one it takes, and the step itself (the slot
+  // sized for the batch b of one row; logits [Vl] into logits_).
+  bool decode_in_one_region(const LocalBatch& b, const std::vector<LayerKV>& kv) const;
+  void decode_step(StageActivations& s, const LocalBatch& b, const std::vector<LayerKV>& kv, int64_t pos0);
+  static bool default_one_region_decode();
   // All rows of x [Ns, C] on every tp rank: a view of x, or gathered into `full` (sequence parallel).
   const float* gather_rows(std::vector<float>& full, const float* x, int64_t Ns);
   // Sums the tp ranks' partial [N, C] into out [Ns, C] (reduce-scatter) or in place (all-reduce).
@@ -159,6 +169,7 @@ class ForwardPass {
   bool sp_;
   GeluForwardFn gelu_;
   GeluBackwardFn gelu_backward_;
+  GeluForwardFn gelu_span_;  // serial, for the decode region
   std::vector<StageActivations> slots_;
   Recompute recompute_ = Recompute::None;
   BlockActivations work_;              // the block being recomputed (sized by recomputed_block_activations)
@@ -170,6 +181,15 @@ class ForwardPass {
   std::vector<float> logits_, losses_;        // [n, Vl], [N]
   std::vector<float> gathered_;               // whole-model logits handed back by forward()
   std::vector<float> dres2_, dfch_, dfch_gelu_, dln_, datty_, dqkv_, dgather_;  // backward scratch
+  // The decode region's per-thread buffers: a LayerNorm output [C], the quantized activation
+  // (at most F values), attention scores [kAttentionRowScratch].
+  struct DecodeThread {
+    std::vector<float> ln, scores;
+    QuantActRow act;
+  };
+  std::vector<DecodeThread> decode_threads_;
+  bool one_region_decode_ = default_one_region_decode();
+  int64_t one_region_steps_ = 0;
 };
 
 }  // namespace wafer

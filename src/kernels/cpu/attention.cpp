@@ -23,7 +23,7 @@ namespace wafer {
 
 namespace {
 constexpr int64_t kQueryTile = 64;
-constexpr int64_t kKeyBlock = 256;
+constexpr int64_t kKeyBlock = kAttentionRowScratch;  // a block's scores fit attention_row's scratch
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Keys a query row may see: [0, visible_end).
@@ -70,6 +70,36 @@ inline int64_t visible_end(const AttentionShape& s, int64_t i) {
 }
 }  // namespace
 
+// One query row against keys [0, nk) in blocks of kKeyBlock, accumulating into out itself.
+WAFER_KERNEL float attention_row(float* out, const float* q, const float* k, const float* v, int64_t nk,
+                                 int64_t stride, int64_t D, float scale, float* scratch) {
+  float m = kNegInf, l = 0.0f;
+  std::fill(out, out + D, 0.0f);
+  for (int64_t j0 = 0; j0 < nk; j0 += kKeyBlock) {
+    const int64_t n = std::min(nk, j0 + kKeyBlock) - j0;
+    row_scores(scratch, q, k + j0 * stride, n, stride, D, scale);
+    float block_max = kNegInf;
+#pragma omp simd reduction(max : block_max)
+    for (int64_t j = 0; j < n; ++j) block_max = std::max(block_max, scratch[j]);
+    const float m_new = std::max(m, block_max);
+    const float corr = fast_exp(m - m_new);  // 0 when m was -inf
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < n; ++j) {
+      const float p = fast_exp(scratch[j] - m_new);
+      scratch[j] = p;
+      sum += p;
+    }
+    l = l * corr + sum;
+    m = m_new;
+    for (int64_t d = 0; d < D; ++d) out[d] *= corr;
+    row_accumulate(out, scratch, v + j0 * stride, n, stride, D);
+  }
+  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+  for (int64_t d = 0; d < D; ++d) out[d] *= inv;
+  return l > 0.0f ? m + std::log(l) : kNegInf;
+}
+
 WAFER_KERNEL void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const AttentionShape& s) {
   const int64_t B = s.B, H = s.H, D = s.D, Tq = s.Tq;
   const int64_t n_tiles = (Tq + kQueryTile - 1) / kQueryTile;
@@ -83,20 +113,23 @@ WAFER_KERNEL void attention_forward(float* out, float* lse, const float* q, cons
         for (int64_t tile = 0; tile < n_tiles; ++tile) {
           const int64_t i0 = tile * kQueryTile, i1 = std::min(Tq, i0 + kQueryTile), mq = i1 - i0;
           const int64_t k_end = visible_end(s, i1 - 1);  // the tile's last row sees the most keys
+          const float* qt = q + b * s.q_batch + i0 * s.q_row + h * D;
+          if (mq == 1) {  // a decode step's row (or a prefill's last): the code model/decode_step runs
+            float* o = out + b * s.out_batch + i0 * s.out_row + h * D;
+            lse[(b * H + h) * Tq + i0] = attention_row(o, qt, k + b * s.kv_batch + h * D, v + b * s.kv_batch + h * D,
+                                                       k_end, s.kv_row, D, s.scale, sc.data());
+            continue;
+          }
           std::fill(m, m + mq, kNegInf);
           std::fill(l, l + mq, 0.0f);
           std::fill(acc.begin(), acc.begin() + mq * D, 0.0f);
-          const float* qt = q + b * s.q_batch + i0 * s.q_row + h * D;
           for (int64_t j0 = 0; j0 < k_end; j0 += kKeyBlock) {
             const int64_t nk = std::min(k_end, j0 + kKeyBlock) - j0;
             const float* kb = k + b * s.kv_batch + j0 * s.kv_row + h * D;
             const float* vb = v + b * s.kv_batch + j0 * s.kv_row + h * D;
             // S[mq, nk] = scale · Q_tile[mq, D] · K_blockᵀ
-            if (mq == 1)
-              row_scores(sc.data(), qt, kb, nk, s.kv_row, D, s.scale);
-            else
-              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(mq), int(nk), int(D), s.scale, qt, int(s.q_row),
-                          kb, int(s.kv_row), 0.0f, sc.data(), int(kKeyBlock));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(mq), int(nk), int(D), s.scale, qt, int(s.q_row),
+                        kb, int(s.kv_row), 0.0f, sc.data(), int(kKeyBlock));
             for (int64_t r = 0; r < mq; ++r) {
               float* row = sc.data() + r * kKeyBlock;
               const int64_t seen = std::min(nk, visible_end(s, i0 + r) - j0);  // keys of the block row r sees
@@ -122,11 +155,8 @@ WAFER_KERNEL void attention_forward(float* out, float* lse, const float* q, cons
               for (int64_t d = 0; d < D; ++d) a[d] *= corr;
             }
             // acc[mq, D] += P[mq, nk] · V_block[nk, D]
-            if (mq == 1)
-              row_accumulate(acc.data(), sc.data(), vb, nk, s.kv_row, D);
-            else
-              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(mq), int(D), int(nk), 1.0f, sc.data(),
-                          int(kKeyBlock), vb, int(s.kv_row), 1.0f, acc.data(), int(D));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(mq), int(D), int(nk), 1.0f, sc.data(),
+                        int(kKeyBlock), vb, int(s.kv_row), 1.0f, acc.data(), int(D));
           }
           for (int64_t r = 0; r < mq; ++r) {
             float* o = out + b * s.out_batch + (i0 + r) * s.out_row + h * D;

@@ -23,6 +23,13 @@ struct AttentionShape {
 // out: head h of row i at out + b·out_batch + i·out_row + h·D ([B, Tq, H, D] when packed);
 // lse: [B, H, Tq], natural log; -inf (and out 0) for a row that sees no key.
 void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const AttentionShape& s);
+// One query row of one head against keys [0, nk): out[D] = softmax(scale·q·Kᵀ)·V, with the
+// arithmetic attention_forward gives a tile of one row (bit for bit); returns the row's lse.
+// q: [D]; key j at k + j·stride, value j at v + j·stride; scratch: kAttentionRowScratch floats.
+// Serial, for a caller's own parallel region (model/decode_step.cpp).
+constexpr int64_t kAttentionRowScratch = 256;
+float attention_row(float* out, const float* q, const float* k, const float* v, int64_t nk, int64_t stride, int64_t D,
+                    float scale, float* scratch);
 // The textbook version (scores of a row materialised, softmax, weighted sum), for tests.
 void attention_forward_naive(float* out, float* lse, const float* q, const float* k, const float* v,
                              const AttentionShape& s);

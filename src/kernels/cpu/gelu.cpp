@@ -1,6 +1,8 @@
 // kernels/cpu/gelu.cpp: elementwise, in parallel chunks.
 #include "kernels/cpu/gelu.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -21,14 +23,31 @@ inline float gelu_tanh(float x) {
 constexpr int64_t kRowBlock = 512;
 }  // namespace
 
-WAFER_KERNEL void gelu_erf_forward(float* out, const float* inp, int64_t n) {
-#pragma omp parallel for schedule(static)
+WAFER_KERNEL void gelu_erf_span(float* out, const float* inp, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = gelu_erf(inp[i]);
 }
 
-WAFER_KERNEL void gelu_tanh_forward(float* out, const float* inp, int64_t n) {
-#pragma omp parallel for schedule(static)
+WAFER_KERNEL void gelu_tanh_span(float* out, const float* inp, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = gelu_tanh(inp[i]);
+}
+
+// Thread t of nt takes [n·t/nt, n·(t+1)/nt) through the span loop that model/decode_step.cpp
+// runs on its chunks of c_fc's rows (multiples of 16, as these spans are for the model's widths),
+// so both paths put each element through the same vector code.
+void gelu_erf_forward(float* out, const float* inp, int64_t n) {
+#pragma omp parallel
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads(), i0 = n * t / nt, i1 = n * (t + 1) / nt;
+    gelu_erf_span(out + i0, inp + i0, i1 - i0);
+  }
+}
+
+void gelu_tanh_forward(float* out, const float* inp, int64_t n) {
+#pragma omp parallel
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads(), i0 = n * t / nt, i1 = n * (t + 1) / nt;
+    gelu_tanh_span(out + i0, inp + i0, i1 - i0);
+  }
 }
 
 // Both forms in one function, the choice made outside the inner loop: an OpenMP body is cloned

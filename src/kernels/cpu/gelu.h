@@ -7,6 +7,9 @@ namespace wafer {
 
 void gelu_erf_forward(float* out, const float* inp, int64_t n);
 void gelu_tanh_forward(float* out, const float* inp, int64_t n);
+// The same, serial, for a caller's own parallel region (model/decode_step.cpp).
+void gelu_erf_span(float* out, const float* inp, int64_t n);
+void gelu_tanh_span(float* out, const float* inp, int64_t n);
 // out[N, F] = GELU(inp[N, F]) for serving: one parallel region, each row cut into fixed blocks,
 // so an element's arithmetic (vector body or tail) depends on its column alone, never on N or
 // the thread count.

@@ -7,26 +7,31 @@
 
 namespace wafer {
 
-WAFER_KERNEL void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
+WAFER_KERNEL float layernorm_row(float* out, float* mean, const float* inp, const float* weight, const float* bias,
+                                 int64_t C, float eps) {
+  const float* x = inp;
+  float m = 0.0f;
+#pragma omp simd reduction(+ : m)
+  for (int64_t i = 0; i < C; ++i) m += x[i];
+  m /= float(C);
+  float v = 0.0f;
+#pragma omp simd reduction(+ : v)
+  for (int64_t i = 0; i < C; ++i) {
+    float d = x[i] - m;
+    v += d * d;
+  }
+  v /= float(C);
+  float s = 1.0f / std::sqrt(v + eps);
+  for (int64_t i = 0; i < C; ++i) out[i] = (x[i] - m) * s * weight[i] + bias[i];
+  if (mean) *mean = m;
+  return s;
+}
+
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
                        int64_t N, int64_t C, float eps) {
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < N; ++n) {
-    const float* x = inp + n * C;
-    float* y = out + n * C;
-    float m = 0.0f;
-#pragma omp simd reduction(+ : m)
-    for (int64_t i = 0; i < C; ++i) m += x[i];
-    m /= float(C);
-    float v = 0.0f;
-#pragma omp simd reduction(+ : v)
-    for (int64_t i = 0; i < C; ++i) {
-      float d = x[i] - m;
-      v += d * d;
-    }
-    v /= float(C);
-    float s = 1.0f / std::sqrt(v + eps);
-    for (int64_t i = 0; i < C; ++i) y[i] = (x[i] - m) * s * weight[i] + bias[i];
-    if (mean) mean[n] = m;
+    const float s = layernorm_row(out + n * C, mean ? mean + n : nullptr, inp + n * C, weight, bias, C, eps);
     if (rstd) rstd[n] = s;
   }
 }

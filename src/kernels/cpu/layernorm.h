@@ -9,6 +9,10 @@ namespace wafer {
 // out[N, C], mean[N], rstd[N] <- inp[N, C], weight[C], bias[C]. mean/rstd may be null.
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
                        int64_t N, int64_t C, float eps);
+// One row of layernorm_forward, serial (the same code; for a caller's own parallel region).
+// Returns rstd; *mean is set when mean is not null.
+float layernorm_row(float* out, float* mean, const float* inp, const float* weight, const float* bias, int64_t C,
+                    float eps);
 
 // Backward (+=): dinp[N, C], dweight[C], dbias[C] from dout[N, C] and the forward's inp, weight,
 // mean, rstd. With x̂ = (x - mean)·rstd and g = dout·weight:

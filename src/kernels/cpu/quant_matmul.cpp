@@ -862,4 +862,33 @@ void quant_matmul(float* out, const float* x, const QuantMatrix& w, const float*
   }
 }
 
+void quantize_activation_row(QuantActRow& a, QuantType t, const float* x, int64_t cols) {
+  check_cols("quantize_activation_row", t, cols);
+  ActRows r;
+  act_strides(t, cols, &r);
+  if (a.type != t || a.cols != cols || !a.q) {
+    a.type = t, a.cols = cols;
+    a.q_storage.resize(size_t(r.q_stride) + 64);  // + 64: the row starts 64-byte aligned, as in quant_matmul
+    a.q = a.q_storage.data() + (64 - reinterpret_cast<uintptr_t>(a.q_storage.data()) % 64) % 64;
+    a.d.resize(size_t(r.d_stride));
+    a.s.resize(size_t(r.s_stride));
+  }
+  quantize_act_row(t, x, cols, a.q, a.d.data(), a.s.data(), r);
+}
+
+void quant_matmul_rows(float* out, const QuantActRow& x, const QuantMatrix& w, const float* bias, int64_t r0,
+                       int64_t r1, float scale) {
+  WAFER_CHECK(x.q && x.type == w.type && x.cols == w.cols, "[quant_matmul_rows] expected an activation row of ",
+              w.cols, " values quantized for ", quant_type_name(w.type), ", found ", x.cols, " for ",
+              quant_type_name(x.type));
+  WAFER_CHECK(0 <= r0 && r0 <= r1 && r1 <= w.rows, "[quant_matmul_rows] rows [", r0, ", ", r1,
+              ") outside the matrix's ", w.rows);
+  const RowDot dot = pick_dot(w.type);
+  const int64_t rb = quant_row_bytes(w.type, w.cols), nb = w.cols / quant_block_values(w.type);
+  for (int64_t r = r0; r < r1; ++r) {  // the operations of quant_matmul's one-row loop
+    const float v = scale * dot(w.data + r * rb, x.q, x.d.data(), x.s.data(), nb);
+    out[r] = bias ? v + bias[r] : v;
+  }
+}
+
 }  // namespace wafer

@@ -41,6 +41,29 @@ std::vector<uint8_t> quantize_matrix_rows(QuantType t, const float* w, int64_t r
 // bit-identical on every ISA path, for any thread count, and for a row whatever N it came in.
 void quant_matmul(float* out, const float* x, const QuantMatrix& w, const float* bias, int64_t N, float scale);
 
+// --- One activation row inside a caller's parallel region (model/decode_step.cpp) ---
+// x[cols] quantized as quant_matmul quantizes a row for weights of `type`. Each thread of a
+// decode step quantizes the same input into its own QuantActRow (as cheap as the barrier that
+// sharing one would need), then computes its range of a matrix's rows from it.
+struct QuantActRow {
+  QuantType type = QuantType::Q8_0;
+  int64_t cols = 0;
+  std::vector<int8_t> q_storage;  // q, 64-byte aligned inside it
+  std::vector<float> d;
+  std::vector<int32_t> s;
+  int8_t* q = nullptr;
+  QuantActRow() = default;
+  QuantActRow(const QuantActRow&) = delete;  // q points into q_storage
+  QuantActRow& operator=(const QuantActRow&) = delete;
+  QuantActRow(QuantActRow&&) = default;
+  QuantActRow& operator=(QuantActRow&&) = default;
+};
+void quantize_activation_row(QuantActRow& a, QuantType t, const float* x, int64_t cols);
+// out[r] = scale · (x · W[r]ᵀ) + bias[r] for r in [r0, r1) (bias may be null): the value
+// quant_matmul gives row r, bit for bit. Serial; the caller splits the rows between threads.
+void quant_matmul_rows(float* out, const QuantActRow& x, const QuantMatrix& w, const float* bias, int64_t r0,
+                       int64_t r1, float scale);
+
 // y[cols] = the activation values quant_matmul multiplies for weights of type t, d · q with
 // q = round(x / d) in int8: blocks of 32 (q8_0, q4_0 weights) or 256 (q4_K, as ggml's q8_K)
 // with an fp32 d = max|x| / 127. For tests and error studies.
