@@ -53,24 +53,34 @@ class ItemQueues {
   // thread) exactly once over all threads. No barrier: the caller puts one after.
   template <typename F>
   void run(uint64_t epoch, int64_t n, int t, int nt, const F& f) {
-    WAFER_ASSERT(n >= 0 && uint64_t(n) <= kMask && epoch > 0 && epoch < (uint64_t(1) << 16) && nt <= int(slots_.size()));
-    for (int64_t i; (i = claim(t, epoch, n, nt, true)) >= 0;) f(i);
+    WAFER_ASSERT(n >= 0 && uint64_t(n) <= kMask && epoch > 0 && epoch < (uint64_t(1) << 16) &&
+                 nt <= int(slots_.size()));
+    for (Range r; (r = claim(t, epoch, n, nt, true)).begin < r.end;)
+      for (int64_t i = r.begin; i < r.end; ++i) f(i);
     for (int k = 1; k < nt; ++k)
-      for (int64_t i; (i = claim((t + k) % nt, epoch, n, nt, false)) >= 0;) f(i);
+      for (Range r; (r = claim((t + k) % nt, epoch, n, nt, false)).begin < r.end;) f(r.begin);
   }
 
  private:
   static constexpr uint64_t kMask = (uint64_t(1) << 24) - 1;  // items per product < 2^24
-  int64_t claim(int owner, uint64_t epoch, int64_t n, int nt, bool front_end) {
+  struct Range {
+    int64_t begin = 0, end = 0;
+  };
+  // The owner takes a quarter of what is left of its range at a time (at least one item), a
+  // thief one item from the back: each claim is a locked instruction, which waits for the
+  // loads in flight, so the owner makes few of them.
+  Range claim(int owner, uint64_t epoch, int64_t n, int nt, bool owner_claims) {
     std::atomic<uint64_t>& word = slots_[size_t(owner)].word;
     uint64_t s = word.load(std::memory_order_acquire);
     for (;;) {
       uint64_t front = (s >> 24) & kMask, back = s & kMask;
       if (s >> 48 != epoch) front = uint64_t(n * owner / nt), back = uint64_t(n * (owner + 1) / nt);
-      if (front >= back) return -1;
-      const uint64_t item = front_end ? front : back - 1;
-      const uint64_t next = epoch << 48 | (front_end ? front + 1 : front) << 24 | (front_end ? back : back - 1);
-      if (word.compare_exchange_weak(s, next, std::memory_order_acq_rel)) return int64_t(item);
+      if (front >= back) return {};
+      const uint64_t take = owner_claims ? std::max<uint64_t>(1, (back - front) / 4) : 1;
+      const uint64_t begin = owner_claims ? front : back - 1, end = begin + take;
+      const uint64_t next = epoch << 48 | (owner_claims ? end : front) << 24 | (owner_claims ? back : begin);
+      const Range r{int64_t(begin), int64_t(end)};
+      if (word.compare_exchange_weak(s, next, std::memory_order_acq_rel)) return r;
     }
   }
   struct alignas(64) Slot {

@@ -82,20 +82,22 @@ void act_strides(QuantType t, int64_t cols, ActRows* a) {
 
 // One row: d = max|x| / 127 per block, q = round(x / d) with ties away from zero (std::roundf,
 // as ggml), written branch-free: truncate, then step by one where the exact remainder is ≥ 1/2.
-void quantize_act_row(QuantType t, const float* x, int64_t cols, int8_t* q, float* d, int32_t* s,
-                      const ActRows& a) {
+WAFER_KERNEL void quantize_act_row(QuantType t, const float* x, int64_t cols, int8_t* q, float* d, int32_t* s,
+                                   const ActRows& a) {
   std::memset(q, 0, size_t(a.q_stride));
   std::fill(d, d + a.d_stride, 0.0f);
   std::fill(s, s + a.s_stride, 0);
   const int64_t blk = act_block(t);
   for (int64_t b = 0; b < cols / blk; ++b) {
-    float amax = 0;
+    float amax = 0;  // the vector loops below give the scalar loops' values: max, truncation and compares are exact
+#pragma omp simd reduction(max : amax)
     for (int64_t j = 0; j < blk; ++j) amax = std::max(amax, std::fabs(x[b * blk + j]));
     const float db = amax / 127, id = db != 0 ? 1.0f / db : 0.0f;
     d[b] = db;
     for (int64_t c = b * blk; c < (b + 1) * blk; c += 16) {  // 16 values stay side by side in every layout
       int8_t* dst = q + act_index(t, c);
       int32_t sum = 0;
+#pragma omp simd reduction(+ : sum)
       for (int j = 0; j < 16; ++j) {
         const float v = x[c + j] * id;  // |v| <= 127
         int i = int(v);
