@@ -96,12 +96,6 @@ void for_row_chunks(ItemQueues& q, uint64_t epoch, int t, int nt, const QuantMat
   q.run(epoch, (w.rows + chunk - 1) / chunk, t, nt,
         [&](int64_t i) { f(i * chunk, std::min(w.rows, (i + 1) * chunk)); });
 }
-
-// WAFER_DECODE_REGION=0 turns the region off (the general path decodes), for A/B timings.
-bool region_enabled() {
-  const char* v = std::getenv("WAFER_DECODE_REGION");
-  return !v || std::string(v) != "0";
-}
 }  // namespace
 
 bool ForwardPass::decode_in_one_region(const LocalBatch& b, const std::vector<LayerKV>& kv) const {
@@ -187,6 +181,10 @@ void ForwardPass::decode_step(StageActivations& s, const LocalBatch& b, const st
   }  // the region's end is the head's barrier
 }
 
-bool ForwardPass::default_one_region_decode() { return region_enabled(); }
+// WAFER_DECODE_REGION=0 turns the region off (the general path decodes), for A/B timings.
+bool ForwardPass::default_one_region_decode() {
+  const char* v = std::getenv("WAFER_DECODE_REGION");
+  return !v || std::string(v) != "0";
+}
 
 }  // namespace wafer
