@@ -14,6 +14,7 @@
 #include "infer/generate.h"
 #include "infer/kv_cache.h"
 #include "io/gguf.h"
+#include "kernels/cpu/quant.h"
 #include "model/batch_forward.h"
 #include "model/forward.h"
 #include "model/gguf_gpt2.h"
@@ -284,10 +285,62 @@ TEST(GgufModel, ExportAndQuantizeCommands) {
   EXPECT_EQ(k.get_int("general.file_type"), 14);
   r = test::run_command(w + " quantize --model " + dir + "/m.gguf --type f16 --out " + dir + "/bad.gguf");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("expected --type q8_0, q4_0 or q4_k"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("expected --type q8_0, q4_0, q4_k or q6_k"), std::string::npos) << r.err;
+  r = test::run_command(w + " quantize --model " + dir + "/m.gguf --type q6_k --out " + dir + "/six.gguf");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  GgufFile six(dir + "/six.gguf");
+  EXPECT_EQ(six.find_tensor("blk.1.attn_qkv.weight")->type, GgufType::Q6_K);
+  EXPECT_EQ(six.find_tensor("token_embd.weight")->type, GgufType::Q6_K);  // llama.cpp's Q6_K keeps its head Q6_K
+  EXPECT_EQ(six.get_int("general.file_type"), 18);
   for (const auto& e : std::filesystem::directory_iterator(dir))  // written through a temp name and a rename
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
   EXPECT_FALSE(std::filesystem::exists(dir + "/bad.gguf"));
+}
+
+// llama-quantize's Q4_0 and Q4_K_M files hold Q6_K tensors (the output matrix, token_embd when
+// tied; some attn_v and ffn_down under Q4_K_M). A file of wafer's Q4_0 with its token_embd
+// rewritten as Q6_K gives exactly the logits of the values it holds; one with an ffn_down ([F, C]
+// in the other orientation) rewritten loads within Q4_0's error of fp32.
+TEST(GgufModel, LoadsQ6_KTensorsAsLlamaQuantizeWritesThem) {
+  const std::string dir = test::temp_dir("gguf_q6k");
+  const std::vector<int32_t> ids = {5, 250, 17, 3, 299, 64};
+  Model m(tiny_config(true));
+  init_weights(m, {.seed = 31});
+  save_gguf_model(m, dir + "/q4.gguf", GgufType::Q4_0, nullptr);
+  GgufFile q4(dir + "/q4.gguf");
+  // q4.gguf with tensor `name` as Q6_K (quantized from its Q4_0 values) at `path`; returns the
+  // Q6_K values dequantized.
+  auto rewrite = [&](const std::string& name, const std::string& path) {
+    std::vector<GgufTensorToWrite> tensors;
+    std::vector<BlockQ6_K> six;
+    std::vector<float> x;
+    for (const GgufTensor& t : q4.tensors()) {
+      tensors.push_back({t.name, t.type, t.ne, t.data});
+      if (t.name != name) continue;
+      x.resize(size_t(t.ne[0] * t.ne[1]));
+      gguf_tensor_to_f32(x.data(), t);
+      six.resize(x.size() / 256);
+      quantize_q6_k(six.data(), x.data(), int64_t(x.size()));
+      tensors.back() = {t.name, GgufType::Q6_K, t.ne, six.data()};
+    }
+    EXPECT_FALSE(six.empty()) << name;
+    write_gguf(path, q4.metadata(), tensors);
+    dequantize_q6_k(x.data(), six.data(), int64_t(x.size()));
+    return x;
+  };
+  const std::vector<float> head = rewrite("token_embd.weight", dir + "/head.gguf");
+  EXPECT_EQ(GgufFile(dir + "/head.gguf").find_tensor("token_embd.weight")->type, GgufType::Q6_K);
+  auto loaded = load_hf_model(dir + "/head.gguf");
+  auto want = load_hf_model(dir + "/q4.gguf");
+  ASSERT_EQ(head.size(), size_t(m.config.vocab_size * m.config.n_embd));
+  std::memcpy(want->w.wte, head.data(), head.size() * sizeof(float));  // [V, C] rows, as in the file
+  EXPECT_EQ(logits_of(*loaded, ids), logits_of(*want, ids));
+  rewrite("blk.1.ffn_down.weight", dir + "/down.gguf");
+  auto down = load_hf_model(dir + "/down.gguf");
+  const std::vector<float> fp32 = logits_of(m, ids), q4_logits = logits_of(*load_hf_model(dir + "/q4.gguf"), ids),
+                           got = logits_of(*down, ids);
+  EXPECT_LE(max_abs_diff(got, fp32), 0.5f * max_abs(fp32));
+  EXPECT_GT(max_abs_diff(got, q4_logits), 0.0f);  // the Q6_K values, not the Q4_0 ones
 }
 
 TEST(GgufModel, RefusesWhatLlamaCppCannotRun) {

@@ -67,9 +67,11 @@ TEST(Gguf, RoundTripEveryValueAndTensorType) {
   std::vector<BlockQ8_0> q8(x.size() / 32);
   std::vector<BlockQ4_0> q4(x.size() / 32);
   std::vector<BlockQ4_K> qk(x.size() / 256);
+  std::vector<BlockQ6_K> q6(x.size() / 256);
   quantize_q8_0(q8.data(), x.data(), int64_t(x.size()));
   quantize_q4_0(q4.data(), x.data(), int64_t(x.size()));
   quantize_q4_k(qk.data(), x.data(), int64_t(x.size()));
+  quantize_q6_k(q6.data(), x.data(), int64_t(x.size()));
   std::vector<GgufTensorToWrite> tensors = {
       {"f32", GgufType::F32, {3}, x.data()},  // 12 bytes: the next tensor starts padded
       {"f16", GgufType::F16, {256, 2}, f16.data()},
@@ -77,6 +79,7 @@ TEST(Gguf, RoundTripEveryValueAndTensorType) {
       {"q8", GgufType::Q8_0, {256, 2}, q8.data()},
       {"q4", GgufType::Q4_0, {512}, q4.data()},
       {"qk", GgufType::Q4_K, {256, 1, 1, 2}, qk.data()},
+      {"q6", GgufType::Q6_K, {256, 2}, q6.data()},
   };
   const std::string bytes = to_bytes(kv, tensors);
   GgufFile f(span_of(bytes), "memory");
@@ -105,6 +108,7 @@ TEST(Gguf, RoundTripEveryValueAndTensorType) {
     gguf_tensor_to_f32(y.data(), t);
     const float tol = t.type == GgufType::F32                                ? 0.0f
                       : t.type == GgufType::Q4_K || t.type == GgufType::Q4_0 ? 0.7f
+                      : t.type == GgufType::Q6_K                             ? 0.15f
                                                                              : 0.05f;
     for (size_t j = 0; j < y.size(); ++j) ASSERT_NEAR(y[j], x[j], tol) << t.name << " " << j;
   }

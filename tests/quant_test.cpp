@@ -108,6 +108,73 @@ TEST(Quant, Q4_KHandBuiltDequantize) {
   }
 }
 
+TEST(Quant, Q5_KHandBuiltDequantize) {
+  // d = 1, dmin = 0.5 and the six-bit scales and mins of Q4_KHandBuiltDequantize; five-bit q of
+  // value i = (i · 11) mod 32: low nibble in qs as block_q4_K's, the fifth bit of value 64g + l
+  // at bit 2g of qh[l], of value 64g + 32 + l at bit 2g + 1.
+  uint8_t sc[8], m[8];
+  for (int s = 0; s < 8; ++s) sc[s] = uint8_t(10 + 7 * s), m[s] = uint8_t(60 - 5 * s);
+  uint8_t bytes[176] = {0x00, 0x3c, 0x00, 0x38};
+  for (int s = 0; s < 4; ++s) {
+    bytes[4 + s] = uint8_t(sc[s] | ((sc[s + 4] >> 4) << 6));
+    bytes[8 + s] = uint8_t(m[s] | ((m[s + 4] >> 4) << 6));
+    bytes[12 + s] = uint8_t((sc[s + 4] & 15) | ((m[s + 4] & 15) << 4));
+  }
+  auto q_of = [](int i) { return (i * 11) % 32; };
+  for (int g = 0; g < 4; ++g)
+    for (int l = 0; l < 32; ++l) {
+      const int lo = q_of(64 * g + l), hi = q_of(64 * g + 32 + l);
+      bytes[48 + 32 * g + l] = uint8_t((lo & 15) | ((hi & 15) << 4));
+      bytes[16 + l] |= uint8_t((lo >> 4) << (2 * g) | (hi >> 4) << (2 * g + 1));
+    }
+  BlockQ5_K b;
+  std::memcpy(&b, bytes, 176);
+  float y[256];
+  dequantize_q5_k(y, &b, 256);
+  for (int i = 0; i < 256; ++i) EXPECT_EQ(y[i], 1.0f * sc[i / 32] * float(q_of(i)) - 0.5f * m[i / 32]) << i;
+}
+
+TEST(Quant, Q6_KHandBuiltDequantize) {
+  // d = 0.5 (0x3800); int8 scales sc[s] = 9s - 70 (negative and positive); six-bit q of value i =
+  // (5i + 3) mod 64, its low nibble and high two bits packed by hand per the layout.
+  auto q_of = [](int i) { return (5 * i + 3) % 64; };
+  uint8_t bytes[210] = {};
+  for (int i = 0; i < 256; ++i) {
+    const int h = i / 128, k = i % 128 / 32, l = i % 32;  // value 128h + 32k + l
+    const int ql = 64 * h + 32 * (k % 2) + l;             // k = 0, 2 low nibbles; 1, 3 at +32
+    bytes[ql] |= uint8_t((q_of(i) & 15) << (k >= 2 ? 4 : 0));
+    bytes[128 + 32 * h + l] |= uint8_t((q_of(i) >> 4) << (2 * k));
+  }
+  int8_t sc[16];
+  for (int s = 0; s < 16; ++s) bytes[192 + s] = uint8_t(sc[s] = int8_t(9 * s - 70));
+  bytes[208] = 0x00, bytes[209] = 0x38;
+  BlockQ6_K b;
+  std::memcpy(&b, bytes, 210);
+  float y[256];
+  dequantize_q6_k(y, &b, 256);
+  for (int i = 0; i < 256; ++i) EXPECT_EQ(y[i], 0.5f * sc[i / 16] * float(q_of(i) - 32)) << i;
+}
+
+TEST(Quant, Q6_KHandBuiltQuantizedBlock) {
+  // Integers in [-32, 31] with -32 in every sub-block: each sub-block's first grid (iscale 1) is
+  // exact and no other beats it, so every sub-block scale is 1, d = fp16(1 / -128) = -2^-7
+  // (0xa000) and every int8 scale -128; requantizing against d·(-128) = 1 gives q = x + 32.
+  auto q_of = [](int i) { return i % 16 == 0 ? 0 : (7 * i) % 64; };
+  std::vector<float> x(256);
+  for (int i = 0; i < 256; ++i) x[size_t(i)] = float(q_of(i) - 32);
+  BlockQ6_K b;
+  quantize_q6_k(&b, x.data(), 256);
+  EXPECT_EQ(b.d, 0xa000);
+  for (int s = 0; s < 16; ++s) EXPECT_EQ(b.scales[s], -128) << s;
+  // q(1) = q(65) = 7; q(33) = q(97) = 39: ql[1] = 0x77, ql[33] = 0x77, qh[1] = 2 << 2 | 2 << 6.
+  EXPECT_EQ(b.ql[1], 0x77);
+  EXPECT_EQ(b.ql[33], 0x77);
+  EXPECT_EQ(b.qh[1], 0x88);
+  float y[256];
+  dequantize_q6_k(y, &b, 256);
+  for (int i = 0; i < 256; ++i) EXPECT_EQ(y[i], x[size_t(i)]) << i;
+}
+
 // Max |x - dequantize(quantize(x))| over blocks of `block` values, relative to each block's max|x|.
 template <typename Block>
 float worst_relative_error(void (*quantize)(Block*, const float*, int64_t),
@@ -141,11 +208,20 @@ TEST(Quant, RoundTripErrorBounds) {
   const float e4k = worst_relative_error(quantize_q4_k, dequantize_q4_k, kQ4_KBlock, x);
   EXPECT_LT(e4k, 0.2f);
   EXPECT_GT(e4k, 0.0f);
+  // q6_K: half a step of a 16-value sub-block's scale (≤ max/32/2) plus the int8 rounding of
+  // that scale against d (max/128/2 per unit, times |q - 32| ≤ 32) and d's fp16 rounding.
+  const float e6k = worst_relative_error(quantize_q6_k, dequantize_q6_k, kQ6_KBlock, x);
+  EXPECT_LT(e6k, 1.0f / 64 + 1.0f / 256 + 1.0f / 1024);
+  EXPECT_GT(e6k, 0.0f);
   // All zeros stay zeros (d = 0, no division by zero).
   std::vector<float> z(256, 0.0f), y(256, 1.0f);
   std::vector<BlockQ4_K> qk(1);
   quantize_q4_k(qk.data(), z.data(), 256);
   dequantize_q4_k(y.data(), qk.data(), 256);
+  for (float v : y) EXPECT_EQ(v, 0.0f);
+  std::vector<BlockQ6_K> q6(1);
+  quantize_q6_k(q6.data(), z.data(), 256);
+  dequantize_q6_k(y.data(), q6.data(), 256);
   for (float v : y) EXPECT_EQ(v, 0.0f);
   std::vector<BlockQ8_0> q8(8);
   quantize_q8_0(q8.data(), z.data(), 256);

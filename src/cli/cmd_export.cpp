@@ -21,11 +21,11 @@ struct ExportOpts {
 
 void run_export(const ExportOpts& o, bool quantized_only) {
   GgufType type;
-  WAFER_CHECK(gguf_type_from_name(o.type, &type),
-              "[export] expected --type f32, f16, bf16, q8_0, q4_0 or q4_k, found '", o.type, "'");
+  WAFER_CHECK(gguf_type_from_name(o.type, &type) && type != GgufType::Q5_K,  // Q5_K: read, not written
+              "[export] expected --type f32, f16, bf16, q8_0, q4_0, q4_k or q6_k, found '", o.type, "'");
   if (quantized_only)
-    WAFER_CHECK(type == GgufType::Q8_0 || type == GgufType::Q4_0 || type == GgufType::Q4_K,
-                "[quantize] expected --type q8_0, q4_0 or q4_k, found '", o.type,
+    WAFER_CHECK(type == GgufType::Q8_0 || type == GgufType::Q4_0 || type == GgufType::Q4_K || type == GgufType::Q6_K,
+                "[quantize] expected --type q8_0, q4_0, q4_k or q6_k, found '", o.type,
                 "' (float types: wafer export --gguf)");
   auto m = load_hf_model(o.model);  // a .gguf input is dequantized to fp32 first
   GgufVocab vocab;
@@ -58,14 +58,14 @@ void add_export_command(CLI::App& app) {
   auto o = std::make_shared<ExportOpts>();
   auto* cmd = add_common(app.add_subcommand("export", "Write a model for llama.cpp (--gguf: a gpt2 GGUF file)"), *o);
   cmd->add_flag("--gguf", o->gguf, "GGUF output (the one export format)")->required();
-  cmd->add_option("--type", o->type, "f32, f16, bf16, q8_0, q4_0 or q4_k (default f16)");
+  cmd->add_option("--type", o->type, "f32, f16, bf16, q8_0, q4_0, q4_k or q6_k (default f16)");
   cmd->callback([o] { run_export(*o, false); });
 }
 
 void add_quantize_command(CLI::App& app) {
   auto o = std::make_shared<ExportOpts>();
-  auto* cmd = add_common(app.add_subcommand("quantize", "Write a quantized gpt2 GGUF file (q8_0, q4_0, q4_k)"), *o);
-  cmd->add_option("--type", o->type, "q8_0, q4_0 or q4_k")->required();
+  auto* cmd = add_common(app.add_subcommand("quantize", "Write a quantized gpt2 GGUF file (q8_0, q4_0, q4_k, q6_k)"), *o);
+  cmd->add_option("--type", o->type, "q8_0, q4_0, q4_k or q6_k")->required();
   cmd->callback([o] { run_export(*o, true); });
 }
 

@@ -162,12 +162,17 @@ const char* gguf_type_name(GgufType t) {
       return "Q4_0";
     case GgufType::Q4_K:
       return "Q4_K";
+    case GgufType::Q5_K:
+      return "Q5_K";
+    case GgufType::Q6_K:
+      return "Q6_K";
   }
   return "?";
 }
 
 bool gguf_type_known(uint32_t t) {
-  for (GgufType k : {GgufType::F32, GgufType::F16, GgufType::BF16, GgufType::Q8_0, GgufType::Q4_0, GgufType::Q4_K})
+  for (GgufType k : {GgufType::F32, GgufType::F16, GgufType::BF16, GgufType::Q8_0, GgufType::Q4_0, GgufType::Q4_K,
+                     GgufType::Q5_K, GgufType::Q6_K})
     if (uint32_t(k) == t) return true;
   return false;
 }
@@ -175,7 +180,8 @@ bool gguf_type_known(uint32_t t) {
 bool gguf_type_from_name(const std::string& s, GgufType* out) {
   std::string u = s;
   for (char& ch : u) ch = char(std::toupper(static_cast<unsigned char>(ch)));
-  for (GgufType k : {GgufType::F32, GgufType::F16, GgufType::BF16, GgufType::Q8_0, GgufType::Q4_0, GgufType::Q4_K})
+  for (GgufType k : {GgufType::F32, GgufType::F16, GgufType::BF16, GgufType::Q8_0, GgufType::Q4_0, GgufType::Q4_K,
+                     GgufType::Q5_K, GgufType::Q6_K})
     if (u == gguf_type_name(k)) return *out = k, true;
   return false;
 }
@@ -188,6 +194,10 @@ int64_t gguf_block_size(GgufType t) {
       return kQ4_0Block;
     case GgufType::Q4_K:
       return kQ4_KBlock;
+    case GgufType::Q5_K:
+      return kQ5_KBlock;
+    case GgufType::Q6_K:
+      return kQ6_KBlock;
     default:
       return 1;
   }
@@ -206,6 +216,10 @@ size_t gguf_type_size(GgufType t) {
       return sizeof(BlockQ4_0);
     case GgufType::Q4_K:
       return sizeof(BlockQ4_K);
+    case GgufType::Q5_K:
+      return sizeof(BlockQ5_K);
+    case GgufType::Q6_K:
+      return sizeof(BlockQ6_K);
   }
   return 0;
 }
@@ -328,7 +342,7 @@ void GgufFile::parse(std::span<const uint8_t> bytes) {
     }
     const uint32_t type = c.read<uint32_t>("the type of " + what);
     WAFER_CHECK(gguf_type_known(type), "[gguf] ", source_, ": ", what, " has ggml type ", type,
-                ", which wafer does not read (F32=0, F16=1, BF16=30, Q8_0=8, Q4_0=2, Q4_K=12)");
+                ", which wafer does not read (F32=0, F16=1, BF16=30, Q8_0=8, Q4_0=2, Q4_K=12, Q5_K=13, Q6_K=14)");
     t.type = GgufType(type);
     WAFER_CHECK(t.ne[0] % gguf_block_size(t.type) == 0, "[gguf] ", source_, ": ", what, " is ", gguf_type_name(t.type),
                 " with ne[0] = ", t.ne[0], ", not a multiple of its block of ", gguf_block_size(t.type));
@@ -447,6 +461,12 @@ void gguf_tensor_to_f32(float* out, const GgufTensor& t) {
       return;
     case GgufType::Q4_K:
       dequantize_blocks<BlockQ4_K>(out, t, n, dequantize_q4_k);
+      return;
+    case GgufType::Q5_K:
+      dequantize_blocks<BlockQ5_K>(out, t, n, dequantize_q5_k);
+      return;
+    case GgufType::Q6_K:
+      dequantize_blocks<BlockQ6_K>(out, t, n, dequantize_q6_k);
       return;
   }
   WAFER_ASSERT(false);

@@ -23,7 +23,7 @@
 namespace wafer {
 
 // ggml_type values (gguf-py GGMLQuantizationType) of the tensor types wafer reads and writes.
-enum class GgufType : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, Q4_K = 12, BF16 = 30 };
+enum class GgufType : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30 };
 // GGUF metadata value types (gguf-py GGUFValueType).
 enum class GgufValueType : uint32_t {
   U8 = 0,

@@ -30,6 +30,10 @@ uint32_t file_type_of(GgufType t) {
       return 7;
     case GgufType::Q4_K:
       return 14;
+    case GgufType::Q5_K:  // not written (save_gguf_model refuses it)
+      return 17;
+    case GgufType::Q6_K:
+      return 18;
     case GgufType::BF16:
       return 32;
   }
@@ -56,9 +60,13 @@ std::vector<uint8_t> encode_tensor(const float* x, int64_t n, int64_t row, GgufT
     case GgufType::BF16:
       convert_from_f32(out.data(), x, DType::BF16, size_t(n));
       break;
+    case GgufType::Q5_K:
+      WAFER_ASSERT(false);  // save_gguf_model refuses it first
+      break;
     case GgufType::Q8_0:
     case GgufType::Q4_0:
     case GgufType::Q4_K:
+    case GgufType::Q6_K:
       // Rows are independent; the reference quantizers are scalar, so spread rows over threads.
 #pragma omp parallel for schedule(dynamic, 16)
       for (int64_t r = 0; r < rows; ++r) {
@@ -67,6 +75,7 @@ std::vector<uint8_t> encode_tensor(const float* x, int64_t n, int64_t row, GgufT
         if (type == GgufType::Q8_0) quantize_q8_0(static_cast<BlockQ8_0*>(dst), src, row);
         if (type == GgufType::Q4_0) quantize_q4_0(static_cast<BlockQ4_0*>(dst), src, row);
         if (type == GgufType::Q4_K) quantize_q4_k(static_cast<BlockQ4_K*>(dst), src, row);
+        if (type == GgufType::Q6_K) quantize_q6_k(static_cast<BlockQ6_K*>(dst), src, row);
       }
       break;
   }
@@ -176,6 +185,7 @@ GgufVocab read_vocab_files(const std::string& dir) {
 
 void save_gguf_model(const Model& model, const std::string& path, GgufType type, const GgufVocab* vocab) {
   WAFER_CHECK(model.shard == Shard::full(model.config), "[gguf] export needs the whole model on one rank");
+  WAFER_CHECK(type != GgufType::Q5_K, "[gguf] wafer reads Q5_K tensors but does not write them");
   WAFER_CHECK(model.config.scale_attn_weights,
               "[gguf] llama.cpp scales attention by 1/sqrt(D) always; a model "
               "with scale_attn_weights = false has no gpt2 GGUF form");

@@ -1,7 +1,8 @@
 // kernels/cpu/quant.cpp: ggml's reference quantizers (quantize_row_q8_0_ref, _q4_0_ref, _q4_K_ref
-// with make_qkx2_quants) and dequantizers, re-derived from their published algorithms. The
-// arithmetic is kept in ggml's order, in fp32, and without fused multiply-adds, so the bytes
-// equal llama-quantize's on any build (a contracted a·b + c rounds differently).
+// with make_qkx2_quants, _q6_K_ref with make_qx_quants) and dequantizers, re-derived from their
+// published algorithms. The arithmetic is kept in ggml's order, in fp32, and without fused
+// multiply-adds, so the bytes equal llama-quantize's on any build (a contracted a·b + c rounds
+// differently).
 #pragma GCC optimize("fp-contract=off")
 #include "kernels/cpu/quant.h"
 
@@ -89,6 +90,50 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L,
   return scale;
 }
 
+// Fits x[i] ≈ scale · (L[i] - nmax) with L in [0, 2·nmax), symmetric (no min): the grid that puts
+// the value of largest magnitude at -nmax, refined by a least-squares scale weighted by x², then
+// 18 nearby grids (nmax ± 0.1·is steps), the one of least weighted error kept (ggml
+// make_qx_quants with rmse_type 1 and no importance weights, as q6_K's reference quantizer
+// calls it). Returns scale.
+float fit_symmetric_scale(int n, int nmax, const float* x, int8_t* L) {
+  float max = 0, amax = 0;
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), max = x[i];
+  if (amax < 1e-15f) {  // GROUP_MAX_EPS: all zero
+    for (int i = 0; i < n; ++i) L[i] = 0;
+    return 0.f;
+  }
+  float iscale = -nmax / max;
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i])));
+    L[i] = int8_t(l + nmax);
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * l;
+    suml2 += w * l * l;
+  }
+  float scale = suml2 != 0 ? sumlx / suml2 : 0.0f;
+  float best = scale * sumlx;
+  for (int is = -9; is <= 9; ++is) {
+    if (is == 0) continue;
+    iscale = -(nmax + 0.1f * is) / max;
+    sumlx = suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i])));
+      const float w = x[i] * x[i];
+      sumlx += w * x[i] * l;
+      suml2 += w * l * l;
+    }
+    if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+      for (int i = 0; i < n; ++i)
+        L[i] = int8_t(nmax + std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i]))));
+      scale = sumlx / suml2;
+      best = scale * sumlx;
+    }
+  }
+  return scale;
+}
+
 }  // namespace
 
 void quantize_q8_0(BlockQ8_0* y, const float* x, int64_t n) {
@@ -169,6 +214,43 @@ void quantize_q4_k(BlockQ4_K* y, const float* x, int64_t n) {
   }
 }
 
+void quantize_q6_k(BlockQ6_K* y, const float* x, int64_t n) {
+  int8_t L[kQ6_KBlock];
+  float scales[16];
+  for (int64_t b = 0; b < n / kQ6_KBlock; ++b, x += kQ6_KBlock) {
+    BlockQ6_K& blk = y[b];
+    // 1. Per sub-block of 16 a symmetric scale; the one of largest magnitude, sign kept, sets d.
+    float max_scale = 0, max_abs_scale = 0;
+    for (int s = 0; s < 16; ++s) {
+      scales[s] = fit_symmetric_scale(16, 32, x + 16 * s, L + 16 * s);
+      if (std::fabs(scales[s]) > max_abs_scale) max_abs_scale = std::fabs(scales[s]), max_scale = scales[s];
+    }
+    if (max_abs_scale < 1e-15f) {
+      std::memset(&blk, 0, sizeof blk);
+      continue;
+    }
+    // 2. int8 scales against d (the largest maps to -128), then every value requantized against
+    //    the rounded scale it will be read back with (a zero scale keeps step 1's values).
+    const float iscale = -128.f / max_scale;
+    blk.d = f32_to_f16(1 / iscale);
+    for (int s = 0; s < 16; ++s) blk.scales[s] = int8_t(std::min(127, nearest_int(iscale * scales[s])));
+    for (int s = 0; s < 16; ++s) {
+      const float d = f16_to_f32(blk.d) * blk.scales[s];
+      if (d == 0) continue;
+      for (int i = 0; i < 16; ++i) L[16 * s + i] = int8_t(std::max(-32, std::min(31, nearest_int(x[16 * s + i] / d))) + 32);
+    }
+    // 3. Pack as the layout says.
+    for (int h = 0; h < 2; ++h) {
+      const int8_t* q = L + 128 * h;
+      for (int l = 0; l < 32; ++l) {
+        blk.ql[64 * h + l] = uint8_t((q[l] & 0xF) | (q[l + 64] & 0xF) << 4);
+        blk.ql[64 * h + 32 + l] = uint8_t((q[l + 32] & 0xF) | (q[l + 96] & 0xF) << 4);
+        blk.qh[32 * h + l] = uint8_t(q[l] >> 4 | (q[l + 32] >> 4) << 2 | (q[l + 64] >> 4) << 4 | (q[l + 96] >> 4) << 6);
+      }
+    }
+  }
+}
+
 void dequantize_q8_0(float* y, const BlockQ8_0* x, int64_t n) {
   for (int64_t b = 0; b < n / kQ8_0Block; ++b, y += kQ8_0Block) {
     const float d = f16_to_f32(x[b].d);
@@ -198,6 +280,40 @@ void dequantize_q4_k(float* y, const BlockQ4_K* x, int64_t n) {
       const uint8_t* q = x[b].qs + 32 * g;
       for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
       for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
+    }
+  }
+}
+
+void dequantize_q5_k(float* y, const BlockQ5_K* x, int64_t n) {
+  for (int64_t b = 0; b < n / kQ5_KBlock; ++b) {
+    const float d = f16_to_f32(x[b].d), dmin = f16_to_f32(x[b].dmin);
+    for (int g = 0; g < 4; ++g) {
+      uint8_t sc, m;
+      q4_k_scale_min(2 * g, x[b].scales, &sc, &m);
+      const float d1 = d * sc, m1 = dmin * m;
+      q4_k_scale_min(2 * g + 1, x[b].scales, &sc, &m);
+      const float d2 = d * sc, m2 = dmin * m;
+      const uint8_t *q = x[b].qs + 32 * g, *qh = x[b].qh;
+      for (int l = 0; l < 32; ++l) *y++ = d1 * float((q[l] & 0xF) + ((qh[l] >> (2 * g)) & 1) * 16) - m1;
+      for (int l = 0; l < 32; ++l) *y++ = d2 * float((q[l] >> 4) + ((qh[l] >> (2 * g + 1)) & 1) * 16) - m2;
+    }
+  }
+}
+
+void dequantize_q6_k(float* y, const BlockQ6_K* x, int64_t n) {
+  for (int64_t b = 0; b < n / kQ6_KBlock; ++b, y += kQ6_KBlock) {
+    const float d = f16_to_f32(x[b].d);
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t *ql = x[b].ql + 64 * h, *qh = x[b].qh + 32 * h;
+      const int8_t* sc = x[b].scales + 8 * h;
+      float* o = y + 128 * h;
+      for (int l = 0; l < 32; ++l) {
+        const int s = l / 16;  // value 128h + 32k + l lies in sub-block 8h + 2k + l / 16
+        o[l] = d * sc[s] * float(((ql[l] & 0xF) | (qh[l] & 3) << 4) - 32);
+        o[l + 32] = d * sc[s + 2] * float(((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4) - 32);
+        o[l + 64] = d * sc[s + 4] * float((ql[l] >> 4 | ((qh[l] >> 4) & 3) << 4) - 32);
+        o[l + 96] = d * sc[s + 6] * float((ql[l + 32] >> 4 | ((qh[l] >> 6) & 3) << 4) - 32);
+      }
     }
   }
 }

@@ -14,6 +14,8 @@ namespace wafer {
 constexpr int64_t kQ8_0Block = 32;   // QK8_0
 constexpr int64_t kQ4_0Block = 32;   // QK4_0
 constexpr int64_t kQ4_KBlock = 256;  // QK_K
+constexpr int64_t kQ5_KBlock = 256;  // QK_K
+constexpr int64_t kQ6_KBlock = 256;  // QK_K
 
 // ggml block_q8_0, 34 bytes for 32 values:
 //   bytes 0-1   d      fp16 scale, d = max|x| / 127
@@ -51,7 +53,40 @@ struct BlockQ4_K {
   uint8_t qs[128];
 };
 
-static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_K) == 144,
+// ggml block_q5_K, 176 bytes for 256 values in 8 sub-blocks of 32 (read only: llama-quantize's
+// Q4_K_M and Q5_K_M files use it; wafer does not write it):
+//   bytes 0-15    d, dmin, scales[12] as block_q4_K
+//   bytes 16-47   qh[32]   the fifth bits: bit 2g of byte l is value 64g + l's, bit 2g + 1 value
+//                          64g + 32 + l's
+//   bytes 48-175  qs[128]  the low four bits, as block_q4_K's qs
+//   x = d · sc[s] · q - dmin · m[s], q in [0, 31]
+struct BlockQ5_K {
+  uint16_t d;
+  uint16_t dmin;
+  uint8_t scales[12];
+  uint8_t qh[32];
+  uint8_t qs[128];
+};
+
+// ggml block_q6_K, 210 bytes for 256 values in 16 sub-blocks of 16 (llama.cpp's type for the
+// output matrix under its 4-bit and 5-bit file types, and for some attn_v / ffn_down in Q4_K_M):
+//   bytes 0-127    ql[128]     low 4 bits: two halves h = 0, 1 of 64 bytes; byte 64h + l holds
+//                              value 128h + l in its low nibble and 128h + 64 + l in its high
+//                              one, byte 64h + 32 + l values 128h + 32 + l and 128h + 96 + l (l < 32)
+//   bytes 128-191  qh[64]      high 2 bits: byte 32h + l holds, from bit 0 up, those of values
+//                              128h + l, + 32, + 64, + 96
+//   bytes 192-207  scales[16]  int8 scale of sub-block s (values 16s .. 16s + 15)
+//   bytes 208-209  d           fp16 super-block scale
+//   x = d · scales[s] · (q - 32), q in [0, 63]
+struct BlockQ6_K {
+  uint8_t ql[128];
+  uint8_t qh[64];
+  int8_t scales[16];
+  uint16_t d;
+};
+
+static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_K) == 144 &&
+                  sizeof(BlockQ5_K) == 176 && sizeof(BlockQ6_K) == 210,
               "ggml block layouts are packed byte for byte");
 
 // The six-bit scale and min of sub-block s (0..7) of a q4_K block (ggml get_scale_min_k4).
@@ -69,10 +104,13 @@ inline void q4_k_scale_min(int s, const uint8_t* scales, uint8_t* sc, uint8_t* m
 void quantize_q8_0(BlockQ8_0* y, const float* x, int64_t n);
 void quantize_q4_0(BlockQ4_0* y, const float* x, int64_t n);
 void quantize_q4_k(BlockQ4_K* y, const float* x, int64_t n);
+void quantize_q6_k(BlockQ6_K* y, const float* x, int64_t n);
 
 // y[n] = dequantize(x[n / block]).
 void dequantize_q8_0(float* y, const BlockQ8_0* x, int64_t n);
 void dequantize_q4_0(float* y, const BlockQ4_0* x, int64_t n);
 void dequantize_q4_k(float* y, const BlockQ4_K* x, int64_t n);
+void dequantize_q5_k(float* y, const BlockQ5_K* x, int64_t n);
+void dequantize_q6_k(float* y, const BlockQ6_K* x, int64_t n);
 
 }  // namespace wafer
