@@ -103,9 +103,11 @@ TEST(GgufModel, TypePolicyFollowsLlamaCpp) {
   EXPECT_EQ(gguf_tensor_type("position_embd.weight", mat, GgufType::F16, true), GgufType::F32);
   EXPECT_EQ(gguf_tensor_type("blk.0.ffn_up.weight", mat, GgufType::BF16, true), GgufType::BF16);
   EXPECT_EQ(gguf_tensor_type("blk.0.ffn_up.weight", mat, GgufType::Q4_K, true), GgufType::Q4_K);
-  EXPECT_EQ(gguf_tensor_type("token_embd.weight", mat, GgufType::Q4_K, true), GgufType::Q8_0);   // the tied head
+  EXPECT_EQ(gguf_tensor_type("token_embd.weight", mat, GgufType::Q4_K, true), GgufType::Q6_K);   // the tied head
   EXPECT_EQ(gguf_tensor_type("token_embd.weight", mat, GgufType::Q4_0, false), GgufType::Q4_0);  // only the input
-  EXPECT_EQ(gguf_tensor_type("output.weight", mat, GgufType::Q4_0, false), GgufType::Q8_0);
+  EXPECT_EQ(gguf_tensor_type("output.weight", mat, GgufType::Q4_0, false), GgufType::Q6_K);
+  EXPECT_EQ(gguf_tensor_type("output.weight", odd, GgufType::Q4_0, false), GgufType::Q8_0);  // 96 % 256
+  EXPECT_EQ(gguf_tensor_type("blk.0.ffn_up.weight", mat, GgufType::Q6_K, true), GgufType::Q6_K);
   EXPECT_EQ(gguf_tensor_type("token_embd.weight", mat, GgufType::Q8_0, true), GgufType::Q8_0);
   EXPECT_EQ(gguf_tensor_type("blk.0.ffn_up.weight", odd, GgufType::Q4_K, true), GgufType::Q8_0);  // 96 % 256
   EXPECT_EQ(gguf_tensor_type("blk.0.ffn_up.weight", tiny, GgufType::Q8_0, true), GgufType::F16);  // 40 % 32
@@ -122,7 +124,8 @@ TEST(GgufModel, RoundTripLogitsAndGreedyGeneration) {
     // Max |Δlogit| allowed, relative to the largest logit: exact for f32; then the formats' error.
     const std::pair<GgufType, float> cases[] = {{GgufType::F32, 0.0f},   {GgufType::F16, 0.01f},
                                                 {GgufType::BF16, 0.05f}, {GgufType::Q8_0, 0.05f},
-                                                {GgufType::Q4_0, 0.5f},  {GgufType::Q4_K, 0.5f}};
+                                                {GgufType::Q4_0, 0.5f},  {GgufType::Q4_K, 0.5f},
+                                                {GgufType::Q6_K, 0.1f}};
     for (const auto& [type, tol] : cases) {
       if (!tied && type != GgufType::F32 && type != GgufType::Q4_0) continue;  // the untied head: two suffice
       const std::string path = dir + "/m_" + gguf_type_name(type) + ".gguf";
@@ -156,7 +159,7 @@ TEST(QuantizedInference, HoldsTheGgufValuesAndEveryPathAgrees) {
   const std::vector<int32_t> ids = {1, 17, 250, 3, 99, 42, 7, 7, 123, 299};
   const std::tuple<GgufType, QuantType, float> cases[] = {
       {GgufType::Q8_0, QuantType::Q8_0, 0.05f}, {GgufType::Q4_0, QuantType::Q4_0, 0.5f},
-      {GgufType::Q4_K, QuantType::Q4_K, 0.5f}};
+      {GgufType::Q4_K, QuantType::Q4_K, 0.5f}, {GgufType::Q6_K, QuantType::Q6_K, 0.1f}};
   for (bool tied : {true, false}) {
     Model m(tiny_config(tied));
     init_weights(m, {.seed = 21});
@@ -173,7 +176,8 @@ TEST(QuantizedInference, HoldsTheGgufValuesAndEveryPathAgrees) {
       quantize_matrices(q, qt);
       ASSERT_NE(q.weight(q.w.layers[1].fc_proj_w).quant, nullptr) << what;
       EXPECT_EQ(q.weight(q.w.layers[1].fc_proj_w).quant->type, qt) << what;
-      EXPECT_EQ(q.weight(q.w.lm_head).quant->type, QuantType::Q8_0) << what;  // the head, as llama.cpp
+      // the head as llama.cpp has it: q6_K but under q8_0
+      EXPECT_EQ(q.weight(q.w.lm_head).quant->type, qt == QuantType::Q8_0 ? QuantType::Q8_0 : QuantType::Q6_K) << what;
       EXPECT_EQ(q.params[size_t(q.w.layers[0].fc_w - q.params.data()) + 4096], 0.0f) << "fp32 pages kept";
       const std::vector<float> got = logits_of(q, ids);
       ASSERT_EQ(got.size(), ref.size());
@@ -205,7 +209,7 @@ TEST(QuantizedInference, HoldsTheGgufValuesAndEveryPathAgrees) {
 // cache it writes are bit-identical to it, for any thread count, past a 256-key block.
 TEST(GgufModel, QuantizedDecodeRegionIsBitIdenticalToTheGeneralPath) {
   const int saved = omp_get_max_threads();
-  for (QuantType qt : {QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_K})
+  for (QuantType qt : {QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_K, QuantType::Q6_K})
     for (int threads : {1, 2, 3}) {
       const std::string what = std::string(quant_type_name(qt)) + ", " + std::to_string(threads) + " threads";
       ModelConfig c = tiny_config(qt != QuantType::Q4_0);
@@ -280,7 +284,7 @@ TEST(GgufModel, ExportAndQuantizeCommands) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   GgufFile k(dir + "/k.gguf");
   EXPECT_EQ(k.find_tensor("blk.0.ffn_up.weight")->type, GgufType::Q4_K);
-  EXPECT_EQ(k.find_tensor("token_embd.weight")->type, GgufType::Q8_0);  // the tied head
+  EXPECT_EQ(k.find_tensor("token_embd.weight")->type, GgufType::Q6_K);  // the tied head
   EXPECT_EQ(k.find_tensor("position_embd.weight")->type, GgufType::F32);
   EXPECT_EQ(k.get_int("general.file_type"), 14);
   r = test::run_command(w + " quantize --model " + dir + "/m.gguf --type f16 --out " + dir + "/bad.gguf");

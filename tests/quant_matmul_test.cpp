@@ -28,7 +28,7 @@ namespace {
 
 using test::randn;
 
-constexpr QuantType kTypes[] = {QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_K};
+constexpr QuantType kTypes[] = {QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_K, QuantType::Q6_K};
 constexpr Isa kIsas[] = {Isa::Generic, Isa::Avx2, Isa::Avx512, Isa::Amx};
 
 // Restores the ISA in use when the test started.
@@ -42,9 +42,9 @@ struct Shape {
 };
 
 // Row lengths with and without a tail after the 16-block groups of the q8_0 / q4_0 kernels
-// (5 blocks, 12 blocks) and after q4_K's groups of 4 super-blocks.
+// (5 blocks, 12 blocks) and after the K-quants' groups of 4 super-blocks.
 std::vector<Shape> shapes_for(QuantType t) {
-  if (t == QuantType::Q4_K) return {{1, 256}, {7, 768}, {33, 512}, {5, 1536}};
+  if (t == QuantType::Q4_K || t == QuantType::Q6_K) return {{1, 256}, {7, 768}, {33, 512}, {5, 1536}};
   return {{1, 32}, {7, 512}, {33, 1184}, {5, 896}};
 }
 
@@ -67,22 +67,24 @@ std::vector<float> dequantize_matrix(QuantType t, std::vector<uint8_t> q, int64_
         dequantize_q4_k(y, b, cols);
         break;
       }
+      case QuantType::Q6_K: dequantize_q6_k(y, reinterpret_cast<BlockQ6_K*>(row), cols); break;
     }
   }
   return w;
 }
 
 // Random blocks byte by byte (every scale, min and quant bit pattern, q8_0's -128 included),
-// with finite positive fp16 scales in [2^-8, 2^-7).
+// with finite positive fp16 scales in [2^-8, 2^-7) (q6_K's int8 scales stay random, -128 included).
 std::vector<uint8_t> random_blocks(QuantType t, int64_t rows, int64_t cols, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::vector<uint8_t> q(size_t(rows * quant_row_bytes(t, cols)));
   for (auto& b : q) b = uint8_t(rng());
   const int64_t bb = quant_block_bytes(t), nscales = t == QuantType::Q4_K ? 2 : 1;
+  const size_t first = t == QuantType::Q6_K ? 208 : 0;  // where the fp16 scales start in a block
   for (size_t off = 0; off < q.size(); off += size_t(bb))
     for (int64_t k = 0; k < nscales; ++k) {
       const uint16_t h = uint16_t(0x1c00 | (rng() & 0x3ff));  // exponent 7: 2^-8 · (1 + m/1024)
-      std::memcpy(&q[off + 2 * size_t(k)], &h, 2);
+      std::memcpy(&q[off + first + 2 * size_t(k)], &h, 2);
     }
   return q;
 }
@@ -146,6 +148,8 @@ TEST(QuantMatmul, TypeNamesAndSizes) {
   EXPECT_EQ(quant_row_bytes(QuantType::Q8_0, 64), 68);
   EXPECT_EQ(quant_row_bytes(QuantType::Q4_0, 64), 36);
   EXPECT_EQ(quant_row_bytes(QuantType::Q4_K, 512), 288);
+  EXPECT_EQ(quant_block_values(QuantType::Q6_K), 256);
+  EXPECT_EQ(quant_row_bytes(QuantType::Q6_K, 768), 630);
 }
 
 TEST(QuantMatmul, ActivationValuesAreInt8TimesBlockScale) {
@@ -191,7 +195,7 @@ TEST(QuantMatmul, MatchesReferenceOnRandomBlockBytes) {
 
 TEST(QuantMatmul, ErrorAgainstFp32ProductWithinFormat) {
   // max |quant - fp32| / max |fp32| over outputs: 8-bit on both sides ~1%, 4-bit weights more.
-  const double bound[] = {0.02, 0.2, 0.12};
+  const double bound[] = {0.02, 0.2, 0.12, 0.04};
   const int64_t rows = 64, cols = 1024, N = 3;
   for (QuantType t : kTypes) {
     const auto w = randn(size_t(rows * cols), 300, 0.05f);

@@ -74,7 +74,7 @@ ModelConfig resolve_config(const std::string& preset_name, const std::string& co
 void add_precision_option(CLI::App* cmd, std::string& precision, bool inference) {
   cmd->add_option("--precision", precision,
                   inference ? "Weights: fp32 (default), bf16 (AVX512-BF16/AMX via oneDNN), or quantized q8_0, q4_0, "
-                              "q4_k (ggml's blocks; int8 dot products, AVX512-VNNI where the CPU has it)"
+                              "q4_k, q6_k (ggml's blocks; int8 dot products, AVX512-VNNI where the CPU has it)"
                             : "GEMM precision: fp32 (default) or bf16 (AVX512-BF16/AMX via oneDNN)");
 }
 

@@ -17,7 +17,7 @@ namespace wafer {
 namespace {
 
 // LLAMA_FTYPE of a file whose matrices are `t`. Q4_K: wafer's mix (every matrix Q4_K, the output
-// matrix Q8_0) is nearest llama.cpp's Q4_K_S (14); the value is informational, nothing reads it.
+// matrix Q6_K) is nearest llama.cpp's Q4_K_S (14); the value is informational, nothing reads it.
 uint32_t file_type_of(GgufType t) {
   switch (t) {
     case GgufType::F32:
@@ -123,7 +123,7 @@ GgufType gguf_tensor_type(const std::string& name, const std::vector<int64_t>& n
   if (ne.size() < 2 || name == "position_embd.weight" || base == GgufType::F32) return GgufType::F32;
   GgufType t = base;
   const bool output = name == "output.weight" || (tied && name == "token_embd.weight");
-  if (output && (base == GgufType::Q4_0 || base == GgufType::Q4_K)) t = GgufType::Q8_0;
+  if (output && (base == GgufType::Q4_0 || base == GgufType::Q4_K)) t = GgufType::Q6_K;
   if (ne[0] % gguf_block_size(t) != 0) t = GgufType::Q8_0;
   if (ne[0] % gguf_block_size(t) != 0) t = GgufType::F16;
   return t;

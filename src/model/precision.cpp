@@ -95,13 +95,13 @@ void quantize_matrices(Model& m, QuantType t) {
   const Shard& sh = m.shard;
   const int64_t C = c.n_embd, Ca = sh.attn_width(c), Fl = sh.ffn(c), Vl = sh.vocab_rows();
   // The types llama.cpp's quantizer gives (model/gguf_gpt2's policy, so the weights hold the
-  // values a GGUF file of type t holds): the head (wte when tied) in q8_0 under the 4-bit types,
-  // q8_0 where rows do not split into t's blocks, and no quantization where they do not split
-  // into 32 (that tensor stays fp32 here; GGUF writes it as f16).
+  // values a GGUF file of type t holds): the head (wte when tied) in q6_K under every type but
+  // q8_0, q8_0 where rows do not split into the type's blocks, and no quantization where they do
+  // not split into 32 (that tensor stays fp32 here; GGUF writes it as f16).
   auto type_for = [&](int64_t cols, bool is_head) -> std::optional<QuantType> {
     if (cols % quant_block_values(QuantType::Q8_0) != 0) return std::nullopt;
-    if ((is_head && t != QuantType::Q8_0) || cols % quant_block_values(t) != 0) return QuantType::Q8_0;
-    return t;
+    const QuantType want = is_head && t != QuantType::Q8_0 ? QuantType::Q6_K : t;
+    return cols % quant_block_values(want) == 0 ? want : QuantType::Q8_0;
   };
   auto keep = [&](const float* p, std::vector<uint8_t> bytes, QuantType ty, int64_t rows, int64_t cols) {
     m.quant_storage.push_back(std::move(bytes));  // moving a vector keeps its buffer where it is

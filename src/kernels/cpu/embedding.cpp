@@ -57,6 +57,7 @@ void embedding_forward(float* out, const int32_t* tokens, const QuantMatrix& wte
       case QuantType::Q8_0: dequantize_q8_0(o, reinterpret_cast<const BlockQ8_0*>(q), C); break;
       case QuantType::Q4_0: dequantize_q4_0(o, reinterpret_cast<const BlockQ4_0*>(q), C); break;
       case QuantType::Q4_K: dequantize_q4_k(o, reinterpret_cast<const BlockQ4_K*>(q), C); break;
+      case QuantType::Q6_K: dequantize_q6_k(o, reinterpret_cast<const BlockQ6_K*>(q), C); break;
     }
   });
 }

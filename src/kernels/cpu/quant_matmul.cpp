@@ -1,17 +1,20 @@
-// kernels/cpu/quant_matmul.cpp: x · Wᵀ with q8_0 / q4_0 / q4_K weights (llama.cpp's scheme).
+// kernels/cpu/quant_matmul.cpp: x · Wᵀ with q8_0 / q4_0 / q4_K / q6_K weights (llama.cpp's scheme).
 //
 // 1. Each row of x is quantized once per call to int8 with fp32 scales (ActRows below), in an
 //    order that lets a 64-byte load meet the weight bytes it multiplies, plus the sum of every 32
-//    quantized values (the q4_0 offset and the q4_K mins are applied through those sums).
+//    quantized values (16 for q6_K; the q4_0 and q6_K offsets and the q4_K mins are applied
+//    through those sums).
 // 2. Per weight block the dot product is an exact int32 (any ISA gets the same integer):
 //      q8_0:  Σ w·x                         (AVX: |w| times x with w's sign, as u8 · s8)
 //      q4_0:  Σ q·x - 8·Σx, q in [0, 15]    (the nibbles are already u8)
 //      q4_K:  sumi = Σ_s sc[s]·Σ q·x over sub-block s, summ = Σ_s m[s]·Σx over s
+//      q6_K:  sumi = Σ_s sc[s]·Σ q·x - 32·Σ_s sc[s]·Σx over the 16 sub-blocks, q in [0, 63]
 // 3. The float part is the same operations in the same order on every path, without fused
 //    multiply-adds (fp-contract=off below), so the paths agree bit for bit:
 //      q8_0, q4_0: block b adds (d_w·d_x)·isum into lane b mod 16 of 16 partial sums (one AVX-512
 //                  register), which end in a fixed tree: lane k += lane k+8, k+4, k+2, k+1.
 //      q4_K:       one scalar sum over super-blocks in order of d_x·(d·sumi - dmin·summ).
+//      q6_K:       the same of d_x·(d·sumi).
 // Paths: AVX512-VNNI (vpdpbusd, vpdpwssd), AVX2 (vpmaddubsw + vpmaddwd), and portable C, picked
 // from kernel_isa(). Threads split the weight rows; each streams its share once per tile of rows.
 // With N ≥ 4 the AVX-512 and AVX2 kernels take 4 activation rows per pass over a weight row (the
@@ -50,22 +53,24 @@ namespace {
 //         one 64-byte load meets the low nibbles of 4 blocks' qs and the next one the high ones.
 //   q4_K: per super-block the 8 sub-blocks of 32 in order 0 2 1 3 4 6 5 7, the order of the low
 //         and high nibbles of qs[0, 64) and qs[64, 128).
+//   q6_K: natural order (the low and high nibbles of ql[0, 64) are values 0-63 and 64-127).
 // q and d are zero-padded to whole groups of 16 blocks (q8_0, q4_0) so 16 lanes can be loaded.
 struct ActRows {
   int64_t q_stride = 0, d_stride = 0, s_stride = 0;
   int8_t* q = nullptr;   // [N, q_stride]
-  float* d = nullptr;    // [N, d_stride]: scale per block of 32 (q8_0, q4_0) or 256 (q4_K)
-  int32_t* s = nullptr;  // [N, s_stride]: Σ q over each 32 values in natural order
+  float* d = nullptr;    // [N, d_stride]: scale per block of 32 (q8_0, q4_0) or 256 (q4_K, q6_K)
+  int32_t* s = nullptr;  // [N, s_stride]: Σ q over each 32 values (q6_K: 16) in natural order
 };
 
 constexpr int kQ4KPos[8] = {0, 2, 1, 3, 4, 6, 5, 7};  // position of sub-block s (self-inverse)
 
-int64_t act_block(QuantType t) { return t == QuantType::Q4_K ? 256 : 32; }
+int64_t act_block(QuantType t) { return t == QuantType::Q4_K || t == QuantType::Q6_K ? 256 : 32; }
+int64_t act_sum_span(QuantType t) { return t == QuantType::Q6_K ? 16 : 32; }  // values per entry of s
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // Byte offset in an activation row of value c (natural index).
 inline int64_t act_index(QuantType t, int64_t c) {
-  if (t == QuantType::Q8_0) return c;
+  if (t == QuantType::Q8_0 || t == QuantType::Q6_K) return c;
   if (t == QuantType::Q4_0) {
     const int64_t b = c / 32, j = c % 32;
     return 128 * (b / 4) + (j >= 16 ? 64 : 0) + 16 * (b % 4) + (j & 15);
@@ -75,9 +80,10 @@ inline int64_t act_index(QuantType t, int64_t c) {
 
 void act_strides(QuantType t, int64_t cols, ActRows* a) {
   const int64_t nb = cols / act_block(t);
-  a->q_stride = t == QuantType::Q4_K ? cols : 32 * round_up(nb, 16);
-  a->d_stride = t == QuantType::Q4_K ? nb : round_up(nb, 16);
-  a->s_stride = t == QuantType::Q4_K ? cols / 32 : round_up(nb, 16);
+  const bool super = act_block(t) == 256;
+  a->q_stride = super ? cols : 32 * round_up(nb, 16);
+  a->d_stride = super ? nb : round_up(nb, 16);
+  a->s_stride = super ? cols / act_sum_span(t) : round_up(nb, 16);
 }
 
 // One row: d = max|x| / 127 per block, q = round(x / d) with ties away from zero (std::roundf,
@@ -87,7 +93,7 @@ WAFER_KERNEL void quantize_act_row(QuantType t, const float* x, int64_t cols, in
   std::memset(q, 0, size_t(a.q_stride));
   std::fill(d, d + a.d_stride, 0.0f);
   std::fill(s, s + a.s_stride, 0);
-  const int64_t blk = act_block(t);
+  const int64_t blk = act_block(t), span = act_sum_span(t);
   for (int64_t b = 0; b < cols / blk; ++b) {
     float amax = 0;  // the vector loops below give the scalar loops' values: max, truncation and compares are exact
 #pragma omp simd reduction(max : amax)
@@ -106,7 +112,7 @@ WAFER_KERNEL void quantize_act_row(QuantType t, const float* x, int64_t cols, in
         dst[j] = int8_t(i);
         sum += i;
       }
-      s[c / 32] += sum;
+      s[c / span] += sum;
     }
   }
 }
@@ -219,6 +225,33 @@ float dot_q4_k_generic(const uint8_t* w, const int8_t* q, const float* d, const 
       summ += m * s[8 * b + sb];
     }
     acc += q4_k_term(d[b], f16_to_f32(load_u16(blk)), f16_to_f32(load_u16(blk + 2)), sumi, summ);
+  }
+  return acc;
+}
+
+// The q6_K super-block term, identical on every path.
+[[gnu::always_inline]] inline float q6_k_term(float dx, float d, int32_t sumi) { return dx * (d * float(sumi)); }
+
+// The six-bit value i (0..255) of a q6_K block, in [0, 63] (the layout in quant.h).
+inline int q6_k_value(const uint8_t* blk, int i) {
+  const int h = i / 128, k = i % 128 / 32, l = i % 32;
+  const int ql = blk[64 * h + 32 * (k % 2) + l], qh = blk[128 + 32 * h + l];
+  return (k >= 2 ? ql >> 4 : ql & 15) | ((qh >> (2 * k)) & 3) << 4;
+}
+
+float dot_q6_k_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, int64_t nb) {
+  float acc = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = w + 210 * b;
+    const int8_t* x = q + 256 * b;
+    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+    int32_t sumi = 0;
+    for (int sb = 0; sb < 16; ++sb) {
+      int32_t isum = 0;
+      for (int l = 0; l < 16; ++l) isum += q6_k_value(blk, 16 * sb + l) * x[16 * sb + l];
+      sumi += sc[sb] * (isum - 32 * s[16 * b + sb]);
+    }
+    acc += q6_k_term(d[b], f16_to_f32(load_u16(blk + 208)), sumi);
   }
   return acc;
 }
@@ -439,6 +472,53 @@ template <int R>
       int32_t summ = 0;
       for (int sb = 0; sb < 8; ++sb) summ += m[sb] * sr[sb];
       acc[r] += q4_k_term(a.d[(n0 + r) * a.d_stride + b], dw, dmin, hsum_epi32(isum[r]), summ);
+    }
+  }
+  for (int r = 0; r < R; ++r) y[r] = acc[r];
+}
+
+// y[r] = the dot product of q6_K weight row w with activation row r < R of a (rows n0 ..), each
+// computed exactly as alone; the six-bit values of a super-block are assembled once for all R.
+template <int R>
+[[WAFER_QAVX2]] void dot_q6_k_avx2(float* y, const uint8_t* w, const ActRows& a, int64_t n0, int64_t nb) {
+  const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(3);
+  float acc[R] = {};
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = w + 210 * b;
+    if (b % 4 == 0) prefetch_ahead(blk, 4 * 210);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+    const int8_t* x = a.q + n0 * a.q_stride + 256 * b;
+    __m256i isum[R];
+    for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+      // q6[k]: values 128h + 32k + l (l < 32), a low nibble and its two high bits (bits ≤ 3 stay
+      // inside their byte through the 16-bit shifts)
+      const __m256i q6[4] = {
+          _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4))};
+      for (int k = 0; k < 4; ++k) {
+        const int sb = 8 * h + 2 * k;  // values 0-15 of q6[k] are sub-block sb, 16-31 sb + 1
+        const __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[sb + 1]), _mm_set1_epi16(sc[sb]));
+        for (int r = 0; r < R; ++r) {
+          const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + r * a.q_stride + 128 * h + 32 * k));
+          // pairs ≤ 2 · 63 · 127 in int16, then times the scale (|sc| ≤ 128) into int32
+          isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_maddubs_epi16(q6[k], xv), scv));
+        }
+      }
+    }
+    const float dw = _cvtsh_ss(load_u16(blk + 208));
+    for (int r = 0; r < R; ++r) {
+      const int32_t* sr = a.s + (n0 + r) * a.s_stride + 16 * b;
+      int32_t offset = 0;
+      for (int sb = 0; sb < 16; ++sb) offset += sc[sb] * sr[sb];
+      acc[r] += q6_k_term(a.d[(n0 + r) * a.d_stride + b], dw, hsum_epi32(isum[r]) - 32 * offset);
     }
   }
   for (int r = 0; r < R; ++r) y[r] = acc[r];
@@ -673,6 +753,55 @@ template <int R>
   for (int r = 0; r < R; ++r) y[r] = acc[r];
 }
 
+// y[r] for activation rows n0 .. n0 + R - 1, as dot_q6_k_avx2: 64 six-bit values per register
+// (qh's 32 bytes in both halves, each half shifted to its own bit pair), one vpdpbusd per 64
+// values, whose int32 lane j (values 4j .. 4j + 3) is then times its sub-block's scale.
+template <int R>
+[[WAFER_QVNNI]] void dot_q6_k_avx512(float* y, const uint8_t* w, const ActRows& a, int64_t n0, int64_t nb) {
+  const __m512i m4 = _mm512_set1_epi8(15), m2 = _mm512_set1_epi8(3);
+  // 16-bit shift counts: bit pairs 0 and 1 of qh into the low and high 256 bits, then pairs 2, 3
+  const __m512i shift_lo = _mm512_setr_epi64(0, 0, 0, 0, 0x0002000200020002, 0x0002000200020002, 0x0002000200020002,
+                                             0x0002000200020002);
+  const __m512i shift_hi = _mm512_setr_epi64(0x0004000400040004, 0x0004000400040004, 0x0004000400040004,
+                                             0x0004000400040004, 0x0006000600060006, 0x0006000600060006,
+                                             0x0006000600060006, 0x0006000600060006);
+  const __m512i quarter = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  const int8_t* q = a.q + n0 * a.q_stride;
+  float acc[R] = {};
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = w + 210 * b;
+    if (b % 4 == 0) prefetch_ahead(blk, 4 * 210);
+    const __m512i sc32 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)));
+    __m512i isum[R];
+    for (int r = 0; r < R; ++r) isum[r] = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {
+      const __m512i ql = load64(blk + 64 * h);
+      const __m256i qh32 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+      const __m512i qh = _mm512_inserti64x4(_mm512_zextsi256_si512(qh32), qh32, 1);
+      // byte i of lo: value 128h + i; of hi: value 128h + 64 + i
+      const __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, m4),
+                                         _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, shift_lo), m2), 4));
+      const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                         _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(qh, shift_hi), m2), 4));
+      const __m512i sc_lo = _mm512_permutexvar_epi32(_mm512_add_epi32(quarter, _mm512_set1_epi32(8 * h)), sc32);
+      const __m512i sc_hi = _mm512_permutexvar_epi32(_mm512_add_epi32(quarter, _mm512_set1_epi32(8 * h + 4)), sc32);
+      for (int r = 0; r < R; ++r) {
+        const int8_t* xr = q + r * a.q_stride + 256 * b + 128 * h;
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, load64(xr));
+        const __m512i p2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, load64(xr + 64));
+        isum[r] = _mm512_add_epi32(isum[r], _mm512_add_epi32(_mm512_mullo_epi32(p, sc_lo), _mm512_mullo_epi32(p2, sc_hi)));
+      }
+    }
+    const float dw = _cvtsh_ss(load_u16(blk + 208));
+    for (int r = 0; r < R; ++r) {
+      const __m512i bs = _mm512_loadu_si512(a.s + (n0 + r) * a.s_stride + 16 * b);  // Σx per sub-block
+      const int32_t sumi = _mm512_reduce_add_epi32(_mm512_sub_epi32(isum[r], _mm512_slli_epi32(_mm512_mullo_epi32(sc32, bs), 5)));
+      acc[r] += q6_k_term(a.d[(n0 + r) * a.d_stride + b], dw, sumi);
+    }
+  }
+  for (int r = 0; r < R; ++r) y[r] = acc[r];
+}
+
 // one_row_avx2 with the VNNI kernels' target.
 template <RowDot4 kKernel>
 [[WAFER_QVNNI, gnu::flatten]] float one_row_avx512(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s,
@@ -703,20 +832,22 @@ Path pick_path() {
 }
 
 RowDot pick_dot(QuantType t) {
-  static constexpr RowDot table[3][3] = {
+  static constexpr RowDot table[4][3] = {
       {dot_q8_0_generic, one_row_avx2<dot_q80_q40_avx2<true, 1>>, one_row_avx512<dot_q80_q40_avx512<true, 1>>},
       {dot_q4_0_generic, one_row_avx2<dot_q80_q40_avx2<false, 1>>, one_row_avx512<dot_q80_q40_avx512<false, 1>>},
       {dot_q4_k_generic, one_row_avx2<dot_q4_k_avx2<1>>, one_row_avx512<dot_q4_k_avx512<1>>},
+      {dot_q6_k_generic, one_row_avx2<dot_q6_k_avx2<1>>, one_row_avx512<dot_q6_k_avx512<1>>},
   };
   return table[int(t)][int(pick_path())];
 }
 
 // The kernels that take four activation rows at once (null on the portable path).
 RowDot4 pick_dot4(QuantType t) {
-  static constexpr RowDot4 table[3][3] = {
+  static constexpr RowDot4 table[4][3] = {
       {nullptr, dot_q80_q40_avx2<true, 4>, dot_q80_q40_avx512<true, 4>},
       {nullptr, dot_q80_q40_avx2<false, 4>, dot_q80_q40_avx512<false, 4>},
       {nullptr, dot_q4_k_avx2<4>, dot_q4_k_avx512<4>},
+      {nullptr, dot_q6_k_avx2<4>, dot_q6_k_avx512<4>},
   };
   return table[int(t)][int(pick_path())];
 }
@@ -732,6 +863,7 @@ void quantize_row(QuantType t, uint8_t* dst, const float* src, int64_t cols) {
     case QuantType::Q8_0: quantize_q8_0(reinterpret_cast<BlockQ8_0*>(dst), src, cols); break;
     case QuantType::Q4_0: quantize_q4_0(reinterpret_cast<BlockQ4_0*>(dst), src, cols); break;
     case QuantType::Q4_K: quantize_q4_k(reinterpret_cast<BlockQ4_K*>(dst), src, cols); break;
+    case QuantType::Q6_K: quantize_q6_k(reinterpret_cast<BlockQ6_K*>(dst), src, cols); break;
   }
 }
 
@@ -742,22 +874,24 @@ const char* quant_type_name(QuantType t) {
     case QuantType::Q8_0: return "q8_0";
     case QuantType::Q4_0: return "q4_0";
     case QuantType::Q4_K: return "q4_k";
+    case QuantType::Q6_K: return "q6_k";
   }
   return "?";
 }
 
 QuantType quant_type_from_name(const std::string& name) {
-  for (QuantType t : {QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_K})
+  for (QuantType t : {QuantType::Q8_0, QuantType::Q4_0, QuantType::Q4_K, QuantType::Q6_K})
     if (name == quant_type_name(t)) return t;
-  fail(str_cat("[quant] expected a quantization type q8_0, q4_0 or q4_k, found '", name, "'"));
+  fail(str_cat("[quant] expected a quantization type q8_0, q4_0, q4_k or q6_k, found '", name, "'"));
 }
 
-int64_t quant_block_values(QuantType t) { return t == QuantType::Q4_K ? kQ4_KBlock : 32; }
+int64_t quant_block_values(QuantType t) { return t == QuantType::Q4_K || t == QuantType::Q6_K ? kQ4_KBlock : 32; }
 
 int64_t quant_block_bytes(QuantType t) {
-  return t == QuantType::Q8_0 ? int64_t(sizeof(BlockQ8_0))
+  return t == QuantType::Q8_0   ? int64_t(sizeof(BlockQ8_0))
          : t == QuantType::Q4_0 ? int64_t(sizeof(BlockQ4_0))
-                                : int64_t(sizeof(BlockQ4_K));
+         : t == QuantType::Q4_K ? int64_t(sizeof(BlockQ4_K))
+                                : int64_t(sizeof(BlockQ6_K));
 }
 
 int64_t quant_row_bytes(QuantType t, int64_t cols) {

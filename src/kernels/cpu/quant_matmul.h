@@ -1,4 +1,4 @@
-// kernels/cpu/quant_matmul.h: matrix products with ggml-quantized weights (q8_0, q4_0, q4_K), the
+// kernels/cpu/quant_matmul.h: matrix products with ggml-quantized weights (q8_0, q4_0, q4_K, q6_K), the
 // way llama.cpp computes them: each activation row is quantized to 8 bits once per call, and
 // every block's dot product is an exact integer sum times the two block scales. At N = 1
 // (decode) each weight byte is read once. Not here: the block formats (quant.h), GGUF files.
@@ -9,13 +9,13 @@
 
 namespace wafer {
 
-enum class QuantType { Q8_0, Q4_0, Q4_K };
+enum class QuantType { Q8_0, Q4_0, Q4_K, Q6_K };
 
-const char* quant_type_name(QuantType t);  // "q8_0", "q4_0", "q4_k"
+const char* quant_type_name(QuantType t);  // "q8_0", "q4_0", "q4_k", "q6_k"
 // The inverse of quant_type_name; throws wafer::Error on any other name.
 QuantType quant_type_from_name(const std::string& name);
-int64_t quant_block_values(QuantType t);  // values per block: 32, 32, 256
-int64_t quant_block_bytes(QuantType t);   // bytes per block: 34, 18, 144
+int64_t quant_block_values(QuantType t);  // values per block: 32, 32, 256, 256
+int64_t quant_block_bytes(QuantType t);   // bytes per block: 34, 18, 144, 210
 // Bytes of one quantized row of `cols` values; throws unless cols is a positive multiple of
 // the block size.
 int64_t quant_row_bytes(QuantType t, int64_t cols);
@@ -65,7 +65,7 @@ void quant_matmul_rows(float* out, const QuantActRow& x, const QuantMatrix& w, c
                        int64_t r1, float scale);
 
 // y[cols] = the activation values quant_matmul multiplies for weights of type t, d · q with
-// q = round(x / d) in int8: blocks of 32 (q8_0, q4_0 weights) or 256 (q4_K, as ggml's q8_K)
+// q = round(x / d) in int8: blocks of 32 (q8_0, q4_0 weights) or 256 (q4_K, q6_K: as ggml's q8_K)
 // with an fp32 d = max|x| / 127. For tests and error studies.
 void quant_activation_values(float* y, QuantType t, const float* x, int64_t cols);
 
