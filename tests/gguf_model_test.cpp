@@ -347,6 +347,44 @@ TEST(GgufModel, LoadsQ6_KTensorsAsLlamaQuantizeWritesThem) {
   EXPECT_GT(max_abs_diff(got, q4_logits), 0.0f);  // the Q6_K values, not the Q4_0 ones
 }
 
+// --precision on a quantized GGUF file keeps the file's own blocks where the policy gives their
+// type (the values llama.cpp computes with, and no second quantization); other types are
+// quantized again from the dequantized values.
+TEST(GgufModel, QuantizedFileKeepsItsBlocks) {
+  const std::string dir = test::temp_dir("gguf_keep");
+  for (bool tied : {true, false}) {
+    Model m(tiny_config(tied));
+    init_weights(m, {.seed = 41});
+    const std::string path = dir + (tied ? "/tied.gguf" : "/untied.gguf");
+    save_gguf_model(m, path, GgufType::Q4_K, nullptr);
+    const GgufFile f(path);
+    auto a = load_hf_model(path);
+    const auto given = gguf_quant_matrices(f, *a);
+    EXPECT_EQ(given.size(), size_t(4 * m.config.n_layer + (tied ? 1 : 2)));
+    quantize_matrices(*a, QuantType::Q4_K, &given);
+    auto same_bytes = [&](const float* w, const std::string& name) {
+      const QuantMatrix* q = a->weight(w).quant;
+      const GgufTensor* t = f.find_tensor(name);
+      return q && t && size_t(q->rows * quant_row_bytes(q->type, q->cols)) == t->nbytes &&
+             std::memcmp(q->data, t->data, t->nbytes) == 0;
+    };
+    for (int64_t l = 0; l < m.config.n_layer; ++l) {
+      const LayerWeights& w = a->w.layers[size_t(l)];
+      const std::string blk = "blk." + std::to_string(l) + ".";
+      EXPECT_TRUE(same_bytes(w.qkv_w, blk + "attn_qkv.weight")) << l;
+      EXPECT_TRUE(same_bytes(w.fc_proj_w, blk + "ffn_down.weight")) << l;
+    }
+    EXPECT_EQ(a->weight(a->w.lm_head).quant->type, QuantType::Q6_K);
+    EXPECT_TRUE(same_bytes(a->w.lm_head, tied ? "token_embd.weight" : "output.weight"));
+    const std::vector<int32_t> ids = {3, 77, 150, 299};
+    EXPECT_LE(max_abs_diff(logits_of(*a, ids), logits_of(m, ids)), 0.5f * max_abs(logits_of(m, ids)));
+    auto b = load_hf_model(path);  // another type: quantized again, nothing taken from the file
+    quantize_matrices(*b, QuantType::Q8_0, &given);
+    EXPECT_EQ(b->weight(b->w.layers[0].qkv_w).quant->type, QuantType::Q8_0);
+    EXPECT_EQ(b->weight(b->w.lm_head).quant->type, QuantType::Q8_0);
+  }
+}
+
 TEST(GgufModel, RefusesWhatLlamaCppCannotRun) {
   ModelConfig c = tiny_config(true);
   c.scale_attn_weights = false;

@@ -207,7 +207,7 @@ void add_bench_command(CLI::App& app) {
       j["precision"] = precision_name(set_precision(*m, parse_precision(o->precision)));
       j["train"] = bench_train(*m, o->train, o->train_steps);
     } else if (m) {
-      set_inference_precision(*m, o->precision);
+      set_inference_precision(*m, o->precision, o->model);
       j["precision"] = m->quant.empty() ? std::string(precision_name(m->precision)) : o->precision;
       j.update(bench_inference(*m, o->prefill, o->decode_tokens, o->repeats));
     }

@@ -78,9 +78,16 @@ void add_precision_option(CLI::App* cmd, std::string& precision, bool inference)
                             : "GEMM precision: fp32 (default) or bf16 (AVX512-BF16/AMX via oneDNN)");
 }
 
-void set_inference_precision(Model& m, const std::string& precision) {
+void set_inference_precision(Model& m, const std::string& precision, const std::string& model_path) {
   if (!precision.empty() && precision[0] == 'q') {
-    quantize_matrices(m, quant_type_from_name(precision));
+    const QuantType t = quant_type_from_name(precision);
+    if (is_gguf_path(model_path) && m.shard == Shard::full(m.config)) {
+      const GgufFile f(model_path);
+      const auto given = gguf_quant_matrices(f, m);
+      quantize_matrices(m, t, &given);
+    } else {
+      quantize_matrices(m, t);
+    }
     return;
   }
   if (set_precision(m, parse_precision(precision)) == Precision::BF16) release_fp32_matrices(m);

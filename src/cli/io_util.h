@@ -29,7 +29,9 @@ ModelConfig resolve_config(const std::string& preset_name, const std::string& co
 void add_precision_option(CLI::App* cmd, std::string& precision, bool inference = true);
 // Inference commands: bf16 rounds the weights once and keeps only the bf16 matrices in memory;
 // q8_0|q4_0|q4_k quantizes them (model/quantize_matrices) and keeps only the quantized rows.
-void set_inference_precision(Model& m, const std::string& precision);
+// `model_path`: where m was loaded from; a quantized GGUF file's blocks are kept as they are where
+// the precision's policy gives their type (gguf_quant_matrices), not quantized again.
+void set_inference_precision(Model& m, const std::string& precision, const std::string& model_path);
 
 // --n-layer style overrides of a preset's or config's shape (init and train).
 struct ShapeOverrides {

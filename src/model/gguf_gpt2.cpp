@@ -315,6 +315,32 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   return model;
 }
 
+std::map<const float*, QuantMatrix> gguf_quant_matrices(const GgufFile& f, const Model& m) {
+  WAFER_CHECK(m.shard == Shard::full(m.config), "[gguf] a file's blocks are for the whole model on one rank");
+  std::map<const float*, QuantMatrix> out;
+  auto add = [&](const float* w, const std::string& name) {
+    const GgufTensor* t = f.find_tensor(name);
+    if (!w || !t || t->ne.size() != 2) return;
+    static const std::pair<GgufType, QuantType> kTypes[] = {{GgufType::Q8_0, QuantType::Q8_0},
+                                                            {GgufType::Q4_0, QuantType::Q4_0},
+                                                            {GgufType::Q4_K, QuantType::Q4_K},
+                                                            {GgufType::Q6_K, QuantType::Q6_K}};
+    for (const auto& [g, q] : kTypes)  // ne = [cols, rows]: rows of ne[0] values, as QuantMatrix
+      if (t->type == g) out[w] = {q, t->ne[1], t->ne[0], t->data};
+  };
+  for (size_t l = 0; l < m.w.layers.size(); ++l) {
+    const LayerWeights& w = m.w.layers[l];
+    const std::string blk = "blk." + std::to_string(l) + ".";
+    add(w.qkv_w, blk + "attn_qkv.weight");
+    add(w.attn_proj_w, blk + "attn_output.weight");
+    add(w.fc_w, blk + "ffn_up.weight");
+    add(w.fc_proj_w, blk + "ffn_down.weight");
+  }
+  add(m.w.wte, "token_embd.weight");
+  if (m.w.lm_head != m.w.wte) add(m.w.lm_head, "output.weight");
+  return out;
+}
+
 bool gguf_vocab_of(const GgufFile& f, GgufVocab* out) {
   if (!f.find("tokenizer.ggml.tokens") || !f.find("tokenizer.ggml.merges")) return false;
   const auto& tokens = f.get_strings("tokenizer.ggml.tokens");

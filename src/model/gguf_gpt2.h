@@ -15,6 +15,7 @@
 // HF's Conv1D weights are [in, out]; the converter transposes them to torch's [out, in], whose
 // GGUF ne (fastest first) is [in, out]: the bytes on disk are the transpose of wafer's buffer.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,6 +59,11 @@ ModelConfig gguf_model_config(const GgufFile& f);
 ModelConfig load_gguf_config(const std::string& path);
 // Loads a gpt2 GGUF file into fp32 (quantized tensors dequantized).
 std::unique_ptr<Model> load_gguf_model(const std::string& path);
+// The blocks of f's matrices (the blocks' four, token_embd, output) that are of a type wafer
+// computes with (Q8_0, Q4_0, Q4_K, Q6_K), as rows along the input dimension, keyed by the fp32
+// pointer of that matrix in `m` (a whole model loaded from f): quantize_matrices' `given`. The
+// views point into f, which must outlive them.
+std::map<const float*, QuantMatrix> gguf_quant_matrices(const GgufFile& f, const Model& m);
 // The tokenizer in a GGUF file's metadata (tokenizer.ggml.tokens + merges).
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path);
 

@@ -94,7 +94,10 @@ void pack_serving_panels(Model& m);
 // not) become rows of `t` blocks along their input dimension (a tensor whose rows do not split
 // into t's blocks, as q4_k's 256 on C = 1088, falls back to q8_0, as llama.cpp falls back), and
 // their fp32 pages are released. Requires fp32 (no bf16 copy); no training or saving afterwards.
-void quantize_matrices(Model& m, QuantType t);
+// `given` (may be null): blocks a matrix already has, keyed by its fp32 pointer (a quantized
+// GGUF file's, gguf_quant_matrices); one whose type and shape are what this policy gives the
+// matrix is copied as it is instead of quantized again from the fp32 values.
+void quantize_matrices(Model& m, QuantType t, const std::map<const float*, QuantMatrix>* given = nullptr);
 // out[N, C] = scale · the wte rows of tokens[N] in this rank's vocabulary shard (0 for the rest),
 // read from the copy the model keeps resident: the quantized rows, the bf16 copy once the fp32
 // matrices are released, or the fp32 table.

@@ -88,7 +88,7 @@ void pack_serving_panels(Model& m) {
   }
 }
 
-void quantize_matrices(Model& m, QuantType t) {
+void quantize_matrices(Model& m, QuantType t, const std::map<const float*, QuantMatrix>* given) {
   WAFER_CHECK(m.precision == Precision::F32 && !m.fp32_matrices_released && m.quant.empty(),
               "[precision] quantizing needs the model's fp32 matrices (precision fp32, nothing released)");
   const ModelConfig& c = m.config;
@@ -107,16 +107,26 @@ void quantize_matrices(Model& m, QuantType t) {
     m.quant_storage.push_back(std::move(bytes));  // moving a vector keeps its buffer where it is
     m.quant[p] = {ty, rows, cols, m.quant_storage.back().data()};
   };
+  // The blocks `given` holds for w when they are of type ty and shape [rows, cols]; else none.
+  auto given_bytes = [&](const float* w, QuantType ty, int64_t rows, int64_t cols) -> std::vector<uint8_t> {
+    if (!given) return {};
+    const auto it = given->find(w);
+    if (it == given->end() || it->second.type != ty || it->second.rows != rows || it->second.cols != cols) return {};
+    const uint8_t* d = it->second.data;
+    return {d, d + rows * quant_row_bytes(ty, cols)};
+  };
   auto conv1d = [&](float* w, int64_t in, int64_t out) {  // HF [in, out] -> rows [out, in]
     const auto ty = type_for(in, false);
     if (!ty) return;
-    keep(w, quantize_matrix_conv1d(*ty, w, in, out), *ty, out, in);
+    std::vector<uint8_t> bytes = given_bytes(w, *ty, out, in);
+    keep(w, bytes.empty() ? quantize_matrix_conv1d(*ty, w, in, out) : std::move(bytes), *ty, out, in);
     release_pages(w, in * out);
   };
   auto head = [&](float* w, bool is_head) {  // [Vl, C], already rows along C
     const auto ty = type_for(C, is_head);
     if (!ty) return;
-    keep(w, quantize_matrix_rows(*ty, w, Vl, C), *ty, Vl, C);
+    std::vector<uint8_t> bytes = given_bytes(w, *ty, Vl, C);
+    keep(w, bytes.empty() ? quantize_matrix_rows(*ty, w, Vl, C) : std::move(bytes), *ty, Vl, C);
     release_pages(w, Vl * C);
   };
   for (LayerWeights& l : m.w.layers) {
