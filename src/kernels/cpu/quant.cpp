@@ -268,36 +268,33 @@ void dequantize_q4_0(float* y, const BlockQ4_0* x, int64_t n) {
   }
 }
 
-void dequantize_q4_k(float* y, const BlockQ4_K* x, int64_t n) {
-  for (int64_t b = 0; b < n / kQ4_KBlock; ++b) {
-    const float d = f16_to_f32(x[b].d), dmin = f16_to_f32(x[b].dmin);
-    for (int g = 0; g < 4; ++g) {
-      uint8_t sc, m;
-      q4_k_scale_min(2 * g, x[b].scales, &sc, &m);
-      const float d1 = d * sc, m1 = dmin * m;
-      q4_k_scale_min(2 * g + 1, x[b].scales, &sc, &m);
-      const float d2 = d * sc, m2 = dmin * m;
-      const uint8_t* q = x[b].qs + 32 * g;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * (q[l] & 0xF) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * (q[l] >> 4) - m2;
-    }
+namespace {
+// One q4_K or q5_K super-block: the two share d, dmin, the six-bit scales and mins and the nibble
+// layout; q5_K adds a fifth bit per value from qh (null for q4_K).
+void dequantize_k_superblock(float* y, uint16_t d16, uint16_t dmin16, const uint8_t* scales, const uint8_t* qs,
+                             const uint8_t* qh) {
+  const float d = f16_to_f32(d16), dmin = f16_to_f32(dmin16);
+  for (int g = 0; g < 4; ++g) {
+    uint8_t sc, m;
+    q4_k_scale_min(2 * g, scales, &sc, &m);
+    const float d1 = d * sc, m1 = dmin * m;
+    q4_k_scale_min(2 * g + 1, scales, &sc, &m);
+    const float d2 = d * sc, m2 = dmin * m;
+    const uint8_t* q = qs + 32 * g;
+    for (int l = 0; l < 32; ++l) *y++ = d1 * float((q[l] & 0xF) + (qh ? ((qh[l] >> (2 * g)) & 1) * 16 : 0)) - m1;
+    for (int l = 0; l < 32; ++l) *y++ = d2 * float((q[l] >> 4) + (qh ? ((qh[l] >> (2 * g + 1)) & 1) * 16 : 0)) - m2;
   }
+}
+}  // namespace
+
+void dequantize_q4_k(float* y, const BlockQ4_K* x, int64_t n) {
+  for (int64_t b = 0; b < n / kQ4_KBlock; ++b)
+    dequantize_k_superblock(y + b * kQ4_KBlock, x[b].d, x[b].dmin, x[b].scales, x[b].qs, nullptr);
 }
 
 void dequantize_q5_k(float* y, const BlockQ5_K* x, int64_t n) {
-  for (int64_t b = 0; b < n / kQ5_KBlock; ++b) {
-    const float d = f16_to_f32(x[b].d), dmin = f16_to_f32(x[b].dmin);
-    for (int g = 0; g < 4; ++g) {
-      uint8_t sc, m;
-      q4_k_scale_min(2 * g, x[b].scales, &sc, &m);
-      const float d1 = d * sc, m1 = dmin * m;
-      q4_k_scale_min(2 * g + 1, x[b].scales, &sc, &m);
-      const float d2 = d * sc, m2 = dmin * m;
-      const uint8_t *q = x[b].qs + 32 * g, *qh = x[b].qh;
-      for (int l = 0; l < 32; ++l) *y++ = d1 * float((q[l] & 0xF) + ((qh[l] >> (2 * g)) & 1) * 16) - m1;
-      for (int l = 0; l < 32; ++l) *y++ = d2 * float((q[l] >> 4) + ((qh[l] >> (2 * g + 1)) & 1) * 16) - m2;
-    }
-  }
+  for (int64_t b = 0; b < n / kQ5_KBlock; ++b)
+    dequantize_k_superblock(y + b * kQ5_KBlock, x[b].d, x[b].dmin, x[b].scales, x[b].qs, x[b].qh);
 }
 
 void dequantize_q6_k(float* y, const BlockQ6_K* x, int64_t n) {
