@@ -170,9 +170,21 @@ const char* gguf_type_name(GgufType t) {
   return "?";
 }
 
+namespace {
+// Every tensor type wafer reads, in the order messages list them.
+constexpr GgufType kKnownTypes[] = {GgufType::F32,  GgufType::F16,  GgufType::BF16, GgufType::Q8_0,
+                                    GgufType::Q4_0, GgufType::Q4_K, GgufType::Q5_K, GgufType::Q6_K};
+
+// "F32=0, F16=1, ...": the known types with their ggml numbers, for the unknown-type message.
+std::string known_types_list() {
+  std::string out;
+  for (GgufType k : kKnownTypes) out += str_cat(out.empty() ? "" : ", ", gguf_type_name(k), "=", uint32_t(k));
+  return out;
+}
+}  // namespace
+
 bool gguf_type_known(uint32_t t) {
-  for (GgufType k : {GgufType::F32, GgufType::F16, GgufType::BF16, GgufType::Q8_0, GgufType::Q4_0, GgufType::Q4_K,
-                     GgufType::Q5_K, GgufType::Q6_K})
+  for (GgufType k : kKnownTypes)
     if (uint32_t(k) == t) return true;
   return false;
 }
@@ -180,8 +192,7 @@ bool gguf_type_known(uint32_t t) {
 bool gguf_type_from_name(const std::string& s, GgufType* out) {
   std::string u = s;
   for (char& ch : u) ch = char(std::toupper(static_cast<unsigned char>(ch)));
-  for (GgufType k : {GgufType::F32, GgufType::F16, GgufType::BF16, GgufType::Q8_0, GgufType::Q4_0, GgufType::Q4_K,
-                     GgufType::Q5_K, GgufType::Q6_K})
+  for (GgufType k : kKnownTypes)
     if (u == gguf_type_name(k)) return *out = k, true;
   return false;
 }
@@ -342,7 +353,7 @@ void GgufFile::parse(std::span<const uint8_t> bytes) {
     }
     const uint32_t type = c.read<uint32_t>("the type of " + what);
     WAFER_CHECK(gguf_type_known(type), "[gguf] ", source_, ": ", what, " has ggml type ", type,
-                ", which wafer does not read (F32=0, F16=1, BF16=30, Q8_0=8, Q4_0=2, Q4_K=12, Q5_K=13, Q6_K=14)");
+                ", which wafer does not read (", known_types_list(), ")");
     t.type = GgufType(type);
     WAFER_CHECK(t.ne[0] % gguf_block_size(t.type) == 0, "[gguf] ", source_, ": ", what, " is ", gguf_type_name(t.type),
                 " with ne[0] = ", t.ne[0], ", not a multiple of its block of ", gguf_block_size(t.type));
