@@ -103,10 +103,11 @@ float fit_symmetric_scale(int n, int nmax, const float* x, int8_t* L) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.f;
   }
+  auto level = [&](float iscale, int i) { return std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i]))); };
   float iscale = -nmax / max;
   float sumlx = 0, suml2 = 0;
   for (int i = 0; i < n; ++i) {
-    const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i])));
+    const int l = level(iscale, i);
     L[i] = int8_t(l + nmax);
     const float w = x[i] * x[i];
     sumlx += w * x[i] * l;
@@ -119,14 +120,13 @@ float fit_symmetric_scale(int n, int nmax, const float* x, int8_t* L) {
     iscale = -(nmax + 0.1f * is) / max;
     sumlx = suml2 = 0;
     for (int i = 0; i < n; ++i) {
-      const int l = std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i])));
+      const int l = level(iscale, i);
       const float w = x[i] * x[i];
       sumlx += w * x[i] * l;
       suml2 += w * l * l;
     }
     if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-      for (int i = 0; i < n; ++i)
-        L[i] = int8_t(nmax + std::max(-nmax, std::min(nmax - 1, nearest_int(iscale * x[i]))));
+      for (int i = 0; i < n; ++i) L[i] = int8_t(nmax + level(iscale, i));
       scale = sumlx / suml2;
       best = scale * sumlx;
     }
