@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <span>
 
 #include "core/file.h"
 #include "core/format.h"
@@ -82,7 +83,7 @@ double relative_error(const float* a, const float* b, size_t n) {
 // softmax is invariant to adding q·b_k to a whole row of scores, so that gradient is exactly 0
 // in exact arithmetic, and AdamW divides fp32 round-off (~1e-9) by sqrt(v) + eps into a step
 // of size ~lr where the float64 reference takes none. Those values never change the loss.
-void expect_tensors_match(const Model& m, const std::vector<float>& buffer, const SafetensorsFile& want, double tol,
+void expect_tensors_match(const Model& m, std::span<const float> buffer, const SafetensorsFile& want, double tol,
                           const std::string& what, bool skip_key_bias = false) {
   size_t offset = 0;
   const size_t C = size_t(m.config.n_embd);

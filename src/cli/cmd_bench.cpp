@@ -54,7 +54,7 @@ double decode_weight_bytes(const Model& m) {
   double matrix_bytes = matrices * (m.precision == Precision::BF16 ? 2.0 : 4.0);
   if (!m.quant.empty()) {  // the quantized rows (an untied wte counted whole, though a step reads one row)
     matrix_bytes = 0;
-    for (const auto& q : m.quant_storage) matrix_bytes += double(q.size());
+    for (const auto& [w, q] : m.quant) matrix_bytes += double(q.rows) * double(quant_row_bytes(q.type, q.cols));
   }
   return matrix_bytes + 4.0 * (L * (9 * C + F) + 3 * C);
 }
@@ -195,19 +195,20 @@ void add_bench_command(CLI::App& app) {
       write_file_atomic(o->machine_out, machine_to_json(mc).dump(2) + "\n");
     }
     std::unique_ptr<Model> m;
+    const bool train = !o->train.empty();
     if (!o->model.empty()) {
-      m = load_hf_model(o->model);
+      m = train ? load_hf_model(o->model) : load_inference_model(o->model, ParallelState::single(), o->precision);
     } else if (!o->preset.empty()) {
       ModelConfig c = resolve_config(o->preset, "", "");
       o->shape.apply(c);
       m = std::make_unique<Model>(c);
       init_weights(*m, {});
+      if (!train) set_inference_precision(*m, o->precision);
     }
-    if (m && !o->train.empty()) {
+    if (m && train) {
       j["precision"] = precision_name(set_precision(*m, parse_precision(o->precision)));
       j["train"] = bench_train(*m, o->train, o->train_steps);
     } else if (m) {
-      set_inference_precision(*m, o->precision, o->model);
       j["precision"] = m->quant.empty() ? std::string(precision_name(m->precision)) : o->precision;
       j.update(bench_inference(*m, o->prefill, o->decode_tokens, o->repeats));
     }

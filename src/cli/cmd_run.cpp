@@ -32,8 +32,7 @@ void add_logits_command(CLI::App& app) {
     WAFER_CHECK(!ids.empty(), "[logits] expected at least one id in --ids");
     auto par = o->layout.start(load_hf_config(o->model));
     check_sequence(par->layout, int64_t(ids.size()), "the number of --ids");
-    auto m = load_hf_shard(o->model, *par);
-    set_inference_precision(*m, o->precision, o->model);
+    auto m = load_inference_model(o->model, *par, o->precision);
     ForwardPass fp(*m, *par, PassMode::Inference);
     const int64_t T = int64_t(ids.size()), V = m->config.vocab_size;
     const float* logits = fp.forward(ids.data(), 1, T, 0, {}, LogitsRows::All);
@@ -67,8 +66,7 @@ void add_generate_command(CLI::App& app) {
   cmd->callback([o] {
     WAFER_CHECK(!o->prompt.empty() || !o->ids.empty(), "[generate] expected --prompt TEXT or --ids 1,2,3");
     auto par = o->layout.start(load_hf_config(o->model));
-    auto m = load_hf_shard(o->model, *par);
-    set_inference_precision(*m, o->precision, o->model);
+    auto m = load_inference_model(o->model, *par, o->precision);
     const bool out = is_rank0();
     std::unique_ptr<Tokenizer> tok;
     if (!o->prompt.empty() || !o->tokenizer.empty() || Tokenizer::present(o->model))
@@ -131,8 +129,7 @@ void add_eval_command(CLI::App& app) {
   o->layout.add_to(cmd, false);
   cmd->callback([o] {
     auto par = o->layout.start(load_hf_config(o->model));
-    auto m = load_hf_shard(o->model, *par);
-    set_inference_precision(*m, o->precision, o->model);
+    auto m = load_inference_model(o->model, *par, o->precision);
     auto tok = find_tokenizer(o->tokenizer, o->model);
     BpeCache cache;
     std::vector<int32_t> ids = tok->encode(read_file(o->text), false, &cache);

@@ -51,8 +51,7 @@ void add_serve_command(CLI::App& app) {
                 o->layout.layout.dp, " (run one server per replica instead)");
     std::shared_ptr<ParallelState> par = o->layout.start(c);
     if (world_rank() != 0) {
-      auto m = load_hf_shard(o->model, *par);
-      set_inference_precision(*m, o->precision, o->model);
+      auto m = load_inference_model(o->model, *par, o->precision);
       pack_serving_panels(*m);  // only the batched forward reads the weights from here on
       serve::follow_scheduler(*m, *par, o->server.scheduler);
       return;
@@ -67,8 +66,7 @@ void add_serve_command(CLI::App& app) {
     serve::run_server(so, [o, par] {
       serve::LoadedModel lm;
       lm.tokenizer = find_tokenizer(o->tokenizer, o->model);
-      lm.model = par->world.size() > 1 ? load_hf_shard(o->model, *par) : load_hf_model(o->model);
-      set_inference_precision(*lm.model, o->precision, o->model);
+      lm.model = load_inference_model(o->model, *par, o->precision);
       pack_serving_panels(*lm.model);
       if (par->world.size() > 1) lm.layout = par.get();
       return lm;

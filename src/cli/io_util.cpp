@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "model/gguf_gpt2.h"
+#include "model/sharding.h"
 
 namespace wafer::cli {
 
@@ -78,19 +79,25 @@ void add_precision_option(CLI::App* cmd, std::string& precision, bool inference)
                             : "GEMM precision: fp32 (default) or bf16 (AVX512-BF16/AMX via oneDNN)");
 }
 
-void set_inference_precision(Model& m, const std::string& precision, const std::string& model_path) {
-  if (!precision.empty() && precision[0] == 'q') {
-    const QuantType t = quant_type_from_name(precision);
-    if (is_gguf_path(model_path) && m.shard == Shard::full(m.config)) {
-      const GgufFile f(model_path);
-      const auto given = gguf_quant_matrices(f, m);
-      quantize_matrices(m, t, &given);
-    } else {
-      quantize_matrices(m, t);
-    }
+namespace {
+bool is_quantized_precision(const std::string& precision) { return !precision.empty() && precision[0] == 'q'; }
+}  // namespace
+
+void set_inference_precision(Model& m, const std::string& precision) {
+  if (is_quantized_precision(precision)) {
+    quantize_matrices(m, quant_type_from_name(precision));
     return;
   }
   if (set_precision(m, parse_precision(precision)) == Precision::BF16) release_fp32_matrices(m);
+}
+
+std::unique_ptr<Model> load_inference_model(const std::string& path, const ParallelState& par,
+                                            const std::string& precision) {
+  if (is_quantized_precision(precision) && is_gguf_path(path) && par.world.size() == 1)
+    return load_gguf_model(path, quant_type_from_name(precision));
+  auto m = load_hf_shard(path, par);
+  set_inference_precision(*m, precision);
+  return m;
 }
 
 void LayoutOptions::add_to(CLI::App* cmd, bool training) {

@@ -27,11 +27,15 @@ ModelConfig resolve_config(const std::string& preset_name, const std::string& co
 // AVX512-BF16 or AMX, with fp32 accumulation; training keeps fp32 master weights). Inference
 // commands (`inference`) also take q8_0, q4_0 and q4_k.
 void add_precision_option(CLI::App* cmd, std::string& precision, bool inference = true);
-// Inference commands: bf16 rounds the weights once and keeps only the bf16 matrices in memory;
-// q8_0|q4_0|q4_k quantizes them (model/quantize_matrices) and keeps only the quantized rows.
-// `model_path`: where m was loaded from; a quantized GGUF file's blocks are kept as they are where
-// the precision's policy gives their type (gguf_quant_matrices), not quantized again.
-void set_inference_precision(Model& m, const std::string& precision, const std::string& model_path);
+// Inference commands: this rank's shard of the model at `path` (an HF folder or a GGUF file) at
+// --precision: bf16 rounds the weights once and keeps only the bf16 matrices in memory;
+// q8_0|q4_0|q4_k|q6_k keeps only quantized rows (model/quantize_matrices). A GGUF file loaded
+// whole at a quantized precision is computed on in place wherever its blocks are of the type the
+// precision's policy gives (load_gguf_model with a type): nothing quantized twice, no fp32 copy.
+std::unique_ptr<Model> load_inference_model(const std::string& path, const ParallelState& par,
+                                            const std::string& precision);
+// The precision step alone, for a model already in memory (a preset with random weights).
+void set_inference_precision(Model& m, const std::string& precision);
 
 // --n-layer style overrides of a preset's or config's shape (init and train).
 struct ShapeOverrides {

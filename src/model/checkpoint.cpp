@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 Model::Model(const ModelConfig& c) : Model(c, Shard::full(c)) {}
 
 Model::Model(const ModelConfig& c, const Shard& sh)
-    : config(c), shard(sh), params(size_t(weight_elems(c, sh)), 0.0f) {  // model/memory.h
+    : config(c), shard(sh), params(size_t(weight_elems(c, sh))) {  // model/memory.h
   w = point_weights(config, shard, params.data());
 }
 

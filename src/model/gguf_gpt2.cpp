@@ -278,28 +278,36 @@ ModelConfig gguf_model_config(const GgufFile& f) {
 
 ModelConfig load_gguf_config(const std::string& path) { return gguf_model_config(GgufFile(path)); }
 
-std::unique_ptr<Model> load_gguf_model(const std::string& path) {
-  GgufFile f(path);
+namespace {
+
+// The model a file describes, every tensor checked against the metadata's parameter list
+// before anything is allocated (the tensors are checked against the file's size, so a lying
+// header cannot ask for more memory). Its parameters are still zero pages: nothing is written.
+std::unique_ptr<Model> checked_empty_model(const GgufFile& f) {
   const ModelConfig c = gguf_model_config(f);
-  // Every tensor present and shaped as the metadata says before anything is allocated: the
-  // tensors are checked against the file's size, so a lying header cannot ask for more memory.
   std::set<std::string> used;
   for (const ParamSpec& s : parameter_specs(c)) {
     bool transposed;
     const std::string name = gguf_tensor_name(s.name, &transposed);
     const GgufTensor* t = f.find_tensor(name);
-    WAFER_CHECK(t, "[gguf] ", path, ": missing tensor '", name, "'");
+    WAFER_CHECK(t, "[gguf] ", f.source(), ": missing tensor '", name, "'");
     const std::vector<int64_t> ne = gguf_ne(s, transposed);
-    WAFER_CHECK(t->ne == ne, "[gguf] ", path, ": tensor '", name, "' expected ne ", shape_str(ne), ", found ",
+    WAFER_CHECK(t->ne == ne, "[gguf] ", f.source(), ": tensor '", name, "' expected ne ", shape_str(ne), ", found ",
                 shape_str(t->ne));
     used.insert(name);
   }
   for (const GgufTensor& t : f.tensors())
-    WAFER_CHECK(used.count(t.name), "[gguf] ", path, ": unexpected tensor '", t.name, "' ", shape_str(t.ne),
+    WAFER_CHECK(used.count(t.name), "[gguf] ", f.source(), ": unexpected tensor '", t.name, "' ", shape_str(t.ne),
                 " for a gpt2 model with this metadata");
-  auto model = std::make_unique<Model>(c);
+  return std::make_unique<Model>(c);
+}
+
+// Writes every tensor of f into m's parameters as fp32 (dequantized, and transposed where the
+// file stores [out, in]), except the ones at the pointers in `skip`.
+void load_values(const GgufFile& f, Model& m, const std::set<const float*>& skip) {
   std::vector<float> tmp;
-  for_each_parameter(c, model->w, [&](const ParamSpec& s, float*& slot) {
+  for_each_parameter(m.config, m.w, [&](const ParamSpec& s, float*& slot) {
+    if (skip.count(slot)) return;
     bool transposed;
     const GgufTensor* t = f.find_tensor(gguf_tensor_name(s.name, &transposed));
     if (!transposed) {
@@ -312,6 +320,24 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
         for (int64_t i = 0; i < in; ++i) slot[i * out + o] = tmp[size_t(o * in + i)];
     }
   });
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_gguf_model(const std::string& path) {
+  const GgufFile f(path);
+  auto model = checked_empty_model(f);
+  load_values(f, *model, {});
+  return model;
+}
+
+std::unique_ptr<Model> load_gguf_model(const std::string& path, QuantType t) {
+  auto f = std::make_shared<const GgufFile>(path);
+  auto model = checked_empty_model(*f);
+  const auto given = gguf_quant_matrices(*f, *model);
+  load_values(*f, *model, matrices_taking_given_blocks(*model, t, given));
+  quantize_matrices(*model, t, &given);
+  model->weight_file = std::move(f);  // the blocks used in place live in its mapping
   return model;
 }
 

@@ -59,6 +59,12 @@ ModelConfig gguf_model_config(const GgufFile& f);
 ModelConfig load_gguf_config(const std::string& path);
 // Loads a gpt2 GGUF file into fp32 (quantized tensors dequantized).
 std::unique_ptr<Model> load_gguf_model(const std::string& path);
+// Loads a gpt2 GGUF file for inference with quantized weights of base type t: the model
+// quantize_matrices(t) makes of load_gguf_model's, except that a matrix the file holds in the
+// type t's policy gives it is computed on in place in the mapped file (Model::weight_file),
+// never dequantized, copied or quantized again. Its fp32 pages are never written, so they
+// never take memory: a model of such matrices takes about its file's size, mapped.
+std::unique_ptr<Model> load_gguf_model(const std::string& path, QuantType t);
 // The blocks of f's matrices (the blocks' four, token_embd, output) that are of a type wafer
 // computes with (Q8_0, Q4_0, Q4_K, Q6_K), as rows along the input dimension, keyed by the fp32
 // pointer of that matrix in `m` (a whole model loaded from f): quantize_matrices' `given`. The

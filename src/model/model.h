@@ -3,22 +3,29 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/zero_pages.h"
 #include "kernels/cpu/matmul.h"
 #include "model/config.h"
 #include "model/parameters.h"
 
 namespace wafer {
 
+class GgufFile;
+
 struct Model {
   ModelConfig config;         // the whole model's hyperparameters
   Shard shard;                // the part held here (the whole model on one rank)
-  std::vector<float> params;  // shard_parameter_count(config, shard) floats, in for_each_parameter order
-  ModelWeights w;             // views into params
+  // shard_parameter_count(config, shard) floats, in for_each_parameter order. Zero pages until
+  // written (core/zero_pages.h): the fp32 matrices a quantized model never fills cost nothing.
+  ZeroPages<float> params;
+  ModelWeights w;  // views into params
   // GEMM precision. Under BF16, params_bf16 is a bf16 copy of params (same layout), refreshed
   // after every optimizer step; params stay the fp32 master weights.
   Precision precision = Precision::F32;
@@ -27,7 +34,11 @@ struct Model {
   // Quantized inference (--precision q8_0|q4_0|q4_k, quantize_matrices): the blocks' four
   // matrices and the head as quantized rows, keyed by the fp32 pointer a layer passes to
   // weight(); wte's lookups read the head's rows (tied) or its own.
+  // A quantized matrix's rows live in quant_storage, or in place in weight_file: a GGUF file
+  // whose blocks are of the type the policy gives them (load_gguf_model with a type), mapped
+  // read-only for as long as the model lives, as llama.cpp maps its files.
   std::vector<std::vector<uint8_t>> quant_storage;
+  std::shared_ptr<const GgufFile> weight_file;
   std::map<const float*, QuantMatrix> quant;
   // Serving (pack_serving_panels): the matrices whose range of params (fp32) or params_bf16
   // (bf16) holds rows_matmul's panels instead of the plain layout, keyed as quant is.
@@ -96,8 +107,18 @@ void pack_serving_panels(Model& m);
 // their fp32 pages are released. Requires fp32 (no bf16 copy); no training or saving afterwards.
 // `given` (may be null): blocks a matrix already has, keyed by its fp32 pointer (a quantized
 // GGUF file's, gguf_quant_matrices); one whose type and shape are what this policy gives the
-// matrix is copied as it is instead of quantized again from the fp32 values.
+// matrix is used in place (it must outlive m) instead of quantized again from the fp32 values,
+// and its fp32 values are never read (they may never have been written).
 void quantize_matrices(Model& m, QuantType t, const std::map<const float*, QuantMatrix>* given = nullptr);
+// quantize_matrices' policy, as llama.cpp's quantizer gives types: the type under base type t of
+// a matrix whose rows hold `cols` values (is_head: the head, or wte when tied), or none where the
+// rows do not split into 32 (that matrix stays fp32; GGUF writes it as f16). The head takes q6_K
+// under every t but q8_0, and a matrix whose rows do not split into the type's blocks q8_0.
+std::optional<QuantType> matrix_quant_type(QuantType t, int64_t cols, bool is_head);
+// The matrices (by fp32 pointer) whose blocks quantize_matrices(m, t, &given) uses in place:
+// their fp32 values are never read, so a loader need not write them.
+std::set<const float*> matrices_taking_given_blocks(const Model& m, QuantType t,
+                                                    const std::map<const float*, QuantMatrix>& given);
 // out[N, C] = scale · the wte rows of tokens[N] in this rank's vocabulary shard (0 for the rest),
 // read from the copy the model keeps resident: the quantized rows, the bf16 copy once the fp32
 // matrices are released, or the fp32 table.

@@ -88,55 +88,70 @@ void pack_serving_panels(Model& m) {
   }
 }
 
-void quantize_matrices(Model& m, QuantType t, const std::map<const float*, QuantMatrix>* given) {
-  WAFER_CHECK(m.precision == Precision::F32 && !m.fp32_matrices_released && m.quant.empty(),
-              "[precision] quantizing needs the model's fp32 matrices (precision fp32, nothing released)");
+std::optional<QuantType> matrix_quant_type(QuantType t, int64_t cols, bool is_head) {
+  if (cols % quant_block_values(QuantType::Q8_0) != 0) return std::nullopt;
+  const QuantType want = is_head && t != QuantType::Q8_0 ? QuantType::Q6_K : t;
+  return cols % quant_block_values(want) == 0 ? want : QuantType::Q8_0;
+}
+
+namespace {
+
+// Calls fn(w, rows, cols, is_head, conv1d) for every matrix quantize_matrices quantizes, as the
+// rows it gets: the blocks' four (HF Conv1D [in, out] → rows [out, in], conv1d true) and the
+// head (wte when tied, and an untied lm_head: [Vl, C], already rows along C).
+// (The views are float* in a const Model too: the loop hands them out, quantize_matrices writes.)
+template <class Fn>
+void for_each_quantized_matrix(const Model& m, Fn&& fn) {
   const ModelConfig& c = m.config;
   const Shard& sh = m.shard;
   const int64_t C = c.n_embd, Ca = sh.attn_width(c), Fl = sh.ffn(c), Vl = sh.vocab_rows();
-  // The types llama.cpp's quantizer gives (model/gguf_gpt2's policy, so the weights hold the
-  // values a GGUF file of type t holds): the head (wte when tied) in q6_K under every type but
-  // q8_0, q8_0 where rows do not split into the type's blocks, and no quantization where they do
-  // not split into 32 (that tensor stays fp32 here; GGUF writes it as f16).
-  auto type_for = [&](int64_t cols, bool is_head) -> std::optional<QuantType> {
-    if (cols % quant_block_values(QuantType::Q8_0) != 0) return std::nullopt;
-    const QuantType want = is_head && t != QuantType::Q8_0 ? QuantType::Q6_K : t;
-    return cols % quant_block_values(want) == 0 ? want : QuantType::Q8_0;
-  };
-  auto keep = [&](const float* p, std::vector<uint8_t> bytes, QuantType ty, int64_t rows, int64_t cols) {
-    m.quant_storage.push_back(std::move(bytes));  // moving a vector keeps its buffer where it is
-    m.quant[p] = {ty, rows, cols, m.quant_storage.back().data()};
-  };
-  // The blocks `given` holds for w when they are of type ty and shape [rows, cols]; else none.
-  auto given_bytes = [&](const float* w, QuantType ty, int64_t rows, int64_t cols) -> std::vector<uint8_t> {
-    if (!given) return {};
-    const auto it = given->find(w);
-    if (it == given->end() || it->second.type != ty || it->second.rows != rows || it->second.cols != cols) return {};
-    const uint8_t* d = it->second.data;
-    return {d, d + rows * quant_row_bytes(ty, cols)};
-  };
-  auto conv1d = [&](float* w, int64_t in, int64_t out) {  // HF [in, out] -> rows [out, in]
-    const auto ty = type_for(in, false);
-    if (!ty) return;
-    std::vector<uint8_t> bytes = given_bytes(w, *ty, out, in);
-    keep(w, bytes.empty() ? quantize_matrix_conv1d(*ty, w, in, out) : std::move(bytes), *ty, out, in);
-    release_pages(w, in * out);
-  };
-  auto head = [&](float* w, bool is_head) {  // [Vl, C], already rows along C
-    const auto ty = type_for(C, is_head);
-    if (!ty) return;
-    std::vector<uint8_t> bytes = given_bytes(w, *ty, Vl, C);
-    keep(w, bytes.empty() ? quantize_matrix_rows(*ty, w, Vl, C) : std::move(bytes), *ty, Vl, C);
-    release_pages(w, Vl * C);
-  };
-  for (LayerWeights& l : m.w.layers) {
-    conv1d(l.qkv_w, C, 3 * Ca);
-    conv1d(l.attn_proj_w, Ca, C);
-    conv1d(l.fc_w, C, Fl);
-    conv1d(l.fc_proj_w, Fl, C);
+  for (const LayerWeights& l : m.w.layers) {
+    fn(l.qkv_w, 3 * Ca, C, false, true);
+    fn(l.attn_proj_w, C, Ca, false, true);
+    fn(l.fc_w, Fl, C, false, true);
+    fn(l.fc_proj_w, C, Fl, false, true);
   }
-  if (m.w.wte) head(m.w.wte, m.w.lm_head == m.w.wte);
-  if (m.w.lm_head && m.w.lm_head != m.w.wte) head(m.w.lm_head, true);
+  if (m.w.wte) fn(m.w.wte, Vl, C, m.w.lm_head == m.w.wte, false);
+  if (m.w.lm_head && m.w.lm_head != m.w.wte) fn(m.w.lm_head, Vl, C, true, false);
+}
+
+// Whether `given` holds w's blocks in the type and shape the policy gives it.
+bool takes_given_blocks(const std::map<const float*, QuantMatrix>* given, const float* w, QuantType t, int64_t rows,
+                        int64_t cols, bool is_head) {
+  if (!given) return false;
+  const auto it = given->find(w);
+  const auto ty = matrix_quant_type(t, cols, is_head);
+  return it != given->end() && ty && it->second.type == *ty && it->second.rows == rows && it->second.cols == cols;
+}
+
+}  // namespace
+
+std::set<const float*> matrices_taking_given_blocks(const Model& m, QuantType t,
+                                                    const std::map<const float*, QuantMatrix>& given) {
+  std::set<const float*> out;
+  for_each_quantized_matrix(m, [&](float* w, int64_t rows, int64_t cols, bool is_head, bool) {
+    if (takes_given_blocks(&given, w, t, rows, cols, is_head)) out.insert(w);
+  });
+  return out;
+}
+
+void quantize_matrices(Model& m, QuantType t, const std::map<const float*, QuantMatrix>* given) {
+  WAFER_CHECK(m.precision == Precision::F32 && !m.fp32_matrices_released && m.quant.empty(),
+              "[precision] quantizing needs the model's fp32 matrices (precision fp32, nothing released)");
+  // Each matrix: the given blocks in place where they are what the policy gives it, else its
+  // fp32 values quantized into quant_storage; then its fp32 pages go back to the system.
+  for_each_quantized_matrix(m, [&](float* w, int64_t rows, int64_t cols, bool is_head, bool conv1d) {
+    const auto ty = matrix_quant_type(t, cols, is_head);
+    if (!ty) return;
+    if (takes_given_blocks(given, w, t, rows, cols, is_head)) {
+      m.quant[w] = given->at(w);
+    } else {
+      m.quant_storage.push_back(conv1d ? quantize_matrix_conv1d(*ty, w, cols, rows)
+                                       : quantize_matrix_rows(*ty, w, rows, cols));
+      m.quant[w] = {*ty, rows, cols, m.quant_storage.back().data()};  // moving a vector keeps its buffer
+    }
+    release_pages(w, rows * cols);
+  });
   // Matrices left in fp32 (rows not a multiple of 32) are still read from params.
   m.fp32_matrices_released = true;
 }

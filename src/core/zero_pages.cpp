@@ -1,0 +1,26 @@
+// core/zero_pages.cpp: the anonymous mappings behind ZeroPages.
+#include "core/zero_pages.h"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace wafer {
+
+void* map_zero_pages(size_t bytes) {
+  if (bytes == 0) return nullptr;
+  // MAP_NORESERVE: a model larger than RAM plus swap whose untouched pages are never written is
+  // a normal case here (quantized inference), so do not refuse it for want of commit charge.
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  WAFER_CHECK(p != MAP_FAILED, "[memory] cannot reserve ", bytes, " bytes of address space: ", std::strerror(errno));
+  return p;
+}
+
+void unmap_zero_pages(void* p, size_t bytes) {
+  if (p) ::munmap(p, bytes);
+}
+
+}  // namespace wafer
