@@ -418,35 +418,77 @@ int64_t status_kb(const char* key) {
   return kb;
 }
 
-// A quantized GGUF file loaded at its own type never writes its matrices' fp32 pages, so the
-// load's peak memory is a small part of the fp32 model's; loading to fp32 first (what
-// load_hf_model does) commits them all. Measured on a model whose fp32 matrices are 48 MB.
-TEST(GgufModel, QuantizedLoadCommitsNoFp32Matrices) {
+// The growth of the peak resident set while load() runs, in bytes (-1 where the kernel cannot
+// reset the peak).
+double peak_of_load(const std::function<std::unique_ptr<Model>()>& load) {
+  if (!reset_peak_rss()) return -1.0;
+  const int64_t before = status_kb("VmRSS:");
+  auto m = load();
+  return 1024.0 * double(status_kb("VmHWM:") - before);
+}
+
+ModelConfig memory_test_config() {  // fp32 matrices of 46 MB
   ModelConfig c;
   c.vocab_size = 4096, c.n_positions = 64, c.n_embd = 512, c.n_layer = 3, c.n_head = 8;
+  return c;
+}
+double fp32_matrix_bytes(const ModelConfig& c) {
+  return 4.0 * double(c.n_layer * 12 * c.n_embd * c.n_embd + c.vocab_size * c.n_embd);
+}
+
+// A quantized GGUF file loaded at its own type never writes its matrices' fp32 pages, so the
+// load's peak memory is a small part of the fp32 model's; at another type the matrices are
+// dequantized one at a time. Loading to fp32 first (load_hf_model) commits them all.
+TEST(GgufModel, QuantizedLoadCommitsNoFp32Matrices) {
+  const ModelConfig c = memory_test_config();
   const std::string path = test::temp_dir("gguf_lazy") + "/q4_0.gguf";
   {
     Model m(c);
     init_weights(m, {.seed = 5});
     save_gguf_model(m, path, GgufType::Q4_0, nullptr);
   }
-  const double fp32_matrices = 4.0 * double(c.n_layer * 12 * c.n_embd * c.n_embd + c.vocab_size * c.n_embd);
-  auto peak_of_load = [&](const std::function<std::unique_ptr<Model>()>& load) {
-    if (!reset_peak_rss()) return -1.0;
-    const int64_t before = status_kb("VmRSS:");
-    auto m = load();
-    return 1024.0 * double(status_kb("VmHWM:") - before);
-  };
+  const double fp32 = fp32_matrix_bytes(c);
   const double fp32_first = peak_of_load([&] {
     auto m = load_gguf_model(path);
     quantize_matrices(*m, QuantType::Q4_0);
     return m;
   });
   if (fp32_first < 0) GTEST_SKIP() << "this kernel cannot reset the peak RSS (/proc/self/clear_refs)";
-  const double direct = peak_of_load([&] { return load_gguf_model(path, QuantType::Q4_0); });
-  EXPECT_GT(fp32_first, 0.9 * fp32_matrices);
-  EXPECT_LT(direct, 0.1 * fp32_matrices) << "fp32 matrices " << fp32_matrices / 1e6 << " MB, peak over the load "
-                                         << direct / 1e6 << " MB";
+  const double in_place = peak_of_load([&] { return load_gguf_model(path, QuantType::Q4_0); });
+  const double requantized = peak_of_load([&] { return load_gguf_model(path, QuantType::Q8_0); });
+  EXPECT_GT(fp32_first, 0.9 * fp32);
+  EXPECT_LT(in_place, 0.1 * fp32) << "fp32 matrices " << fp32 / 1e6 << " MB, peak over the load " << in_place / 1e6;
+  // q8_0 rows are 34/128 of fp32's bytes; one fp32 matrix (the 8 MB head) on top of them.
+  EXPECT_LT(requantized, 0.5 * fp32) << "fp32 matrices " << fp32 / 1e6 << " MB, peak " << requantized / 1e6;
+}
+
+// An HF folder loaded quantized reads one matrix in fp32 at a time: the same model as loading
+// it whole and quantizing, in a fraction of the memory.
+TEST(GgufModel, QuantizedHfLoadReadsOneMatrixAtATime) {
+  const ModelConfig c = memory_test_config();
+  const std::string dir = test::temp_dir("hf_lazy");
+  {
+    Model m(c);
+    init_weights(m, {.seed = 6});
+    save_hf_model(m, dir);
+  }
+  const std::vector<int32_t> ids = {1, 500, 4000, 7};
+  for (QuantType t : {QuantType::Q8_0, QuantType::Q4_K}) {
+    auto whole = load_hf_model(dir);
+    quantize_matrices(*whole, t);
+    auto lazy = load_hf_model_quantized(dir, c, Shard::full(c), t);
+    EXPECT_EQ(logits_of(*lazy, ids), logits_of(*whole, ids)) << quant_type_name(t);
+  }
+  const double fp32 = fp32_matrix_bytes(c);
+  const double whole = peak_of_load([&] {
+    auto m = load_hf_model(dir);
+    quantize_matrices(*m, QuantType::Q8_0);
+    return m;
+  });
+  if (whole < 0) GTEST_SKIP() << "this kernel cannot reset the peak RSS (/proc/self/clear_refs)";
+  const double lazy = peak_of_load([&] { return load_hf_model_quantized(dir, c, Shard::full(c), QuantType::Q8_0); });
+  EXPECT_GT(whole, 0.9 * fp32);
+  EXPECT_LT(lazy, 0.5 * fp32) << "fp32 matrices " << fp32 / 1e6 << " MB, peak over the load " << lazy / 1e6;
 }
 
 TEST(GgufModel, RefusesWhatLlamaCppCannotRun) {

@@ -93,8 +93,7 @@ void set_inference_precision(Model& m, const std::string& precision) {
 
 std::unique_ptr<Model> load_inference_model(const std::string& path, const ParallelState& par,
                                             const std::string& precision) {
-  if (is_quantized_precision(precision) && is_gguf_path(path) && par.world.size() == 1)
-    return load_gguf_model(path, quant_type_from_name(precision));
+  if (is_quantized_precision(precision)) return load_hf_shard(path, par, quant_type_from_name(precision));
   auto m = load_hf_shard(path, par);
   set_inference_precision(*m, precision);
   return m;

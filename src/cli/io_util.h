@@ -29,9 +29,10 @@ ModelConfig resolve_config(const std::string& preset_name, const std::string& co
 void add_precision_option(CLI::App* cmd, std::string& precision, bool inference = true);
 // Inference commands: this rank's shard of the model at `path` (an HF folder or a GGUF file) at
 // --precision: bf16 rounds the weights once and keeps only the bf16 matrices in memory;
-// q8_0|q4_0|q4_k|q6_k keeps only quantized rows (model/quantize_matrices). A GGUF file loaded
-// whole at a quantized precision is computed on in place wherever its blocks are of the type the
-// precision's policy gives (load_gguf_model with a type): nothing quantized twice, no fp32 copy.
+// q8_0|q4_0|q4_k|q6_k keeps only quantized rows, reading one matrix in fp32 at a time
+// (load_hf_model_quantized). A GGUF file loaded whole at a quantized precision is computed on
+// in place wherever its blocks are of the type the precision's policy gives (load_gguf_model
+// with a type): nothing quantized twice, no fp32 copy.
 std::unique_ptr<Model> load_inference_model(const std::string& path, const ParallelState& par,
                                             const std::string& precision);
 // The precision step alone, for a model already in memory (a preset with random weights).

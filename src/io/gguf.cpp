@@ -437,6 +437,10 @@ const GgufTensor* GgufFile::find_tensor(const std::string& name) const {
   return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
 }
 
+void GgufFile::release_pages(const GgufTensor& t) const {
+  if (file_) file_->release_pages(t.data, t.nbytes);
+}
+
 namespace {
 // Blocks straight from the file when it keeps them 2-byte aligned (the fp16 scale), else copied.
 template <typename Block>

@@ -107,6 +107,9 @@ class GgufFile {
   const std::vector<std::string>& get_strings(const std::string& key) const;  // array of strings
   const std::vector<int64_t>& get_ints(const std::string& key) const;         // array of integers
   const GgufTensor* find_tensor(const std::string& name) const;
+  // Drops t's pages of a mapped file from the resident set once it has been copied out
+  // (MappedFile::release_pages); a no-op for a caller's buffer.
+  void release_pages(const GgufTensor& t) const;
 
  private:
   void parse(std::span<const uint8_t> bytes);

@@ -35,14 +35,10 @@ ModelConfig load_hf_config(const std::string& dir) {
   return load_config(dir + "/config.json");
 }
 
-std::unique_ptr<Model> load_hf_model(const std::string& dir, const ModelConfig& config, const Shard& sh) {
-  if (is_gguf_path(dir)) {  // a llama.cpp file: dequantized to fp32 whole, then cut to the shard
-    auto full = load_gguf_model(dir);
-    return sh == full->shard ? std::move(full) : extract_shard(*full, sh);
-  }
-  const WeightFiles wf = WeightFiles::open_hf_folder(dir);
-  auto model = std::make_unique<Model>(config, sh);
-  read_shard_range(wf, dir, "", config, sh, 0, int64_t(model->params.size()), model->params.data());
+namespace {
+
+// Every tensor of the folder is one the config expects (checked before anything is read).
+void check_no_unexpected_tensors(const WeightFiles& wf, const ModelConfig& config) {
   std::set<std::string> expected;
   for (const auto& s : parameter_specs(config)) expected.insert(s.name);
   for (const auto& [name, ref] : wf.tensors()) {
@@ -51,6 +47,47 @@ std::unique_ptr<Model> load_hf_model(const std::string& dir, const ModelConfig& 
     fail(str_cat("[load] ", ref->file, ": unexpected tensor '", name, "' ", shape_str(ref->shape),
                  " for a GPT-2 model with this config.json"));
   }
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_hf_model(const std::string& dir, const ModelConfig& config, const Shard& sh) {
+  if (is_gguf_path(dir)) {  // a llama.cpp file: dequantized to fp32 whole, then cut to the shard
+    auto full = load_gguf_model(dir);
+    return sh == full->shard ? std::move(full) : extract_shard(*full, sh);
+  }
+  const WeightFiles wf = WeightFiles::open_hf_folder(dir);
+  check_no_unexpected_tensors(wf, config);
+  auto model = std::make_unique<Model>(config, sh);
+  read_shard_range(wf, dir, "", config, sh, 0, int64_t(model->params.size()), model->params.data());
+  return model;
+}
+
+std::unique_ptr<Model> load_hf_model_quantized(const std::string& dir, const ModelConfig& config, const Shard& sh,
+                                               QuantType t) {
+  if (is_gguf_path(dir) && sh == Shard::full(config)) return load_gguf_model(dir, t);
+  if (is_gguf_path(dir)) {  // a shard of a GGUF file: the whole file in fp32 first, as load_hf_model
+    auto m = load_hf_model(dir, config, sh);
+    quantize_matrices(*m, t);
+    return m;
+  }
+  const WeightFiles wf = WeightFiles::open_hf_folder(dir);
+  check_no_unexpected_tensors(wf, config);
+  auto model = std::make_unique<Model>(config, sh);
+  float* base = model->params.data();
+  // Where each parameter sits in the flat buffer; the matrices are read one at a time, just
+  // before quantize_matrices quantizes them, the rest now.
+  const std::set<const float*> matrices = quantized_matrices(*model, t);
+  std::map<const float*, int64_t> sizes;
+  ModelWeights views = model->w;
+  for_each_parameter(config, sh, views, [&](const ParamSpec& s, float*& slot) { sizes[slot] = s.numel(); });
+  auto read = [&](const float* p, int64_t n) {
+    const int64_t lo = p - base;
+    read_shard_range(wf, dir, "", config, sh, lo, lo + n, base + lo);
+  };
+  for (const auto& [p, n] : sizes)
+    if (!matrices.count(p)) read(p, n);
+  quantize_matrices(*model, t, nullptr, [&](float* w) { read(w, sizes.at(w)); });
   return model;
 }
 

@@ -302,12 +302,12 @@ std::unique_ptr<Model> checked_empty_model(const GgufFile& f) {
   return std::make_unique<Model>(c);
 }
 
-// Writes every tensor of f into m's parameters as fp32 (dequantized, and transposed where the
-// file stores [out, in]), except the ones at the pointers in `skip`.
-void load_values(const GgufFile& f, Model& m, const std::set<const float*>& skip) {
+// Writes the tensors of f for which want(slot) holds into m's parameters as fp32 (dequantized,
+// and transposed where the file stores [out, in]), then drops their pages of the mapped file.
+void load_values(const GgufFile& f, Model& m, const std::function<bool(const float*)>& want) {
   std::vector<float> tmp;
   for_each_parameter(m.config, m.w, [&](const ParamSpec& s, float*& slot) {
-    if (skip.count(slot)) return;
+    if (!want(slot)) return;
     bool transposed;
     const GgufTensor* t = f.find_tensor(gguf_tensor_name(s.name, &transposed));
     if (!transposed) {
@@ -319,6 +319,7 @@ void load_values(const GgufFile& f, Model& m, const std::set<const float*>& skip
       for (int64_t o = 0; o < out; ++o)
         for (int64_t i = 0; i < in; ++i) slot[i * out + o] = tmp[size_t(o * in + i)];
     }
+    f.release_pages(*t);
   });
 }
 
@@ -327,16 +328,21 @@ void load_values(const GgufFile& f, Model& m, const std::set<const float*>& skip
 std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   const GgufFile f(path);
   auto model = checked_empty_model(f);
-  load_values(f, *model, {});
+  load_values(f, *model, [](const float*) { return true; });
   return model;
 }
 
 std::unique_ptr<Model> load_gguf_model(const std::string& path, QuantType t) {
   auto f = std::make_shared<const GgufFile>(path);
   auto model = checked_empty_model(*f);
+  // The matrices are left unread: quantize_matrices takes the file's blocks in place where their
+  // type is the policy's, and dequantizes the others one at a time just before quantizing them.
+  const std::set<const float*> matrices = quantized_matrices(*model, t);
+  load_values(*f, *model, [&](const float* slot) { return matrices.count(slot) == 0; });
   const auto given = gguf_quant_matrices(*f, *model);
-  load_values(*f, *model, matrices_taking_given_blocks(*model, t, given));
-  quantize_matrices(*model, t, &given);
+  quantize_matrices(*model, t, &given, [&](float* w) {
+    load_values(*f, *model, [w](const float* slot) { return slot == w; });
+  });
   model->weight_file = std::move(f);  // the blocks used in place live in its mapping
   return model;
 }

@@ -2,6 +2,7 @@
 // and the views into it; loading from and saving to HF folders; random initialisation.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -69,6 +70,13 @@ std::unique_ptr<Model> load_hf_model(const std::string& dir);
 // Shard `sh` of the model in an HF folder whose config is `c`: each rank copies only its slice of
 // each tensor out of the mapped files (model/weight_files.h), never the whole model.
 std::unique_ptr<Model> load_hf_model(const std::string& dir, const ModelConfig& c, const Shard& sh);
+// Shard `sh` for inference with quantized weights: what quantize_matrices(t) makes of
+// load_hf_model's, with each matrix read and converted to fp32 just before it is quantized and
+// its fp32 pages released right after, so at most one matrix's fp32 values are resident (a
+// 13B bf16 folder loads as q8_0 in the quantized model's size, not 52 GB). A whole-model GGUF
+// file is load_gguf_model(path, t): its blocks used in place.
+std::unique_ptr<Model> load_hf_model_quantized(const std::string& dir, const ModelConfig& c, const Shard& sh,
+                                               QuantType t);
 // The config.json of an HF folder, with the same checks (the folder exists, has a config).
 ModelConfig load_hf_config(const std::string& dir);
 
@@ -109,16 +117,20 @@ void pack_serving_panels(Model& m);
 // GGUF file's, gguf_quant_matrices); one whose type and shape are what this policy gives the
 // matrix is used in place (it must outlive m) instead of quantized again from the fp32 values,
 // and its fp32 values are never read (they may never have been written).
-void quantize_matrices(Model& m, QuantType t, const std::map<const float*, QuantMatrix>* given = nullptr);
+// `fill` (may be empty): writes the fp32 values of the matrix at w just before it is quantized,
+// for a loader that left the matrices unread (quantized_matrices): one matrix's fp32 pages are
+// then resident at a time, not the whole model's.
+using MatrixFill = std::function<void(float* w)>;
+void quantize_matrices(Model& m, QuantType t, const std::map<const float*, QuantMatrix>* given = nullptr,
+                       const MatrixFill& fill = {});
 // quantize_matrices' policy, as llama.cpp's quantizer gives types: the type under base type t of
 // a matrix whose rows hold `cols` values (is_head: the head, or wte when tied), or none where the
 // rows do not split into 32 (that matrix stays fp32; GGUF writes it as f16). The head takes q6_K
 // under every t but q8_0, and a matrix whose rows do not split into the type's blocks q8_0.
 std::optional<QuantType> matrix_quant_type(QuantType t, int64_t cols, bool is_head);
-// The matrices (by fp32 pointer) whose blocks quantize_matrices(m, t, &given) uses in place:
-// their fp32 values are never read, so a loader need not write them.
-std::set<const float*> matrices_taking_given_blocks(const Model& m, QuantType t,
-                                                    const std::map<const float*, QuantMatrix>& given);
+// The matrices (by fp32 pointer) quantize_matrices(m, t) quantizes: the ones a loader can leave
+// for quantize_matrices' `fill`.
+std::set<const float*> quantized_matrices(const Model& m, QuantType t);
 // out[N, C] = scale · the wte rows of tokens[N] in this rank's vocabulary shard (0 for the rest),
 // read from the copy the model keeps resident: the quantized rows, the bf16 copy once the fp32
 // matrices are released, or the fp32 table.

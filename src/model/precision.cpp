@@ -126,26 +126,28 @@ bool takes_given_blocks(const std::map<const float*, QuantMatrix>* given, const 
 
 }  // namespace
 
-std::set<const float*> matrices_taking_given_blocks(const Model& m, QuantType t,
-                                                    const std::map<const float*, QuantMatrix>& given) {
+std::set<const float*> quantized_matrices(const Model& m, QuantType t) {
   std::set<const float*> out;
-  for_each_quantized_matrix(m, [&](float* w, int64_t rows, int64_t cols, bool is_head, bool) {
-    if (takes_given_blocks(&given, w, t, rows, cols, is_head)) out.insert(w);
+  for_each_quantized_matrix(m, [&](float* w, int64_t, int64_t cols, bool is_head, bool) {
+    if (matrix_quant_type(t, cols, is_head)) out.insert(w);
   });
   return out;
 }
 
-void quantize_matrices(Model& m, QuantType t, const std::map<const float*, QuantMatrix>* given) {
+void quantize_matrices(Model& m, QuantType t, const std::map<const float*, QuantMatrix>* given,
+                       const MatrixFill& fill) {
   WAFER_CHECK(m.precision == Precision::F32 && !m.fp32_matrices_released && m.quant.empty(),
               "[precision] quantizing needs the model's fp32 matrices (precision fp32, nothing released)");
   // Each matrix: the given blocks in place where they are what the policy gives it, else its
-  // fp32 values quantized into quant_storage; then its fp32 pages go back to the system.
+  // fp32 values (filled now where the loader left them) quantized into quant_storage; then its
+  // fp32 pages go back to the system.
   for_each_quantized_matrix(m, [&](float* w, int64_t rows, int64_t cols, bool is_head, bool conv1d) {
     const auto ty = matrix_quant_type(t, cols, is_head);
     if (!ty) return;
     if (takes_given_blocks(given, w, t, rows, cols, is_head)) {
       m.quant[w] = given->at(w);
     } else {
+      if (fill) fill(w);
       m.quant_storage.push_back(conv1d ? quantize_matrix_conv1d(*ty, w, cols, rows)
                                        : quantize_matrix_rows(*ty, w, rows, cols));
       m.quant[w] = {*ty, rows, cols, m.quant_storage.back().data()};  // moving a vector keeps its buffer

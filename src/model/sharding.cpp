@@ -27,10 +27,12 @@ void check_layout_fits(const Layout& l, const ModelConfig& c) {
   check_layout(l, c.n_head, c.ffn(), c.n_layer, world_size());
 }
 
-std::unique_ptr<Model> load_hf_shard(const std::string& dir, const ParallelState& par) {
+std::unique_ptr<Model> load_hf_shard(const std::string& dir, const ParallelState& par,
+                                     std::optional<QuantType> quantized) {
   const ModelConfig c = load_hf_config(dir);
   check_layout_fits(par.layout, c);
-  return load_hf_model(dir, c, shard_for(c, par));
+  const Shard sh = shard_for(c, par);
+  return quantized ? load_hf_model_quantized(dir, c, sh, *quantized) : load_hf_model(dir, c, sh);
 }
 
 namespace {

@@ -2,6 +2,7 @@
 // hold whole tensors with HF names (layout-free); each rank keeps only its shard in memory.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,8 +17,10 @@ Shard shard_for(const ModelConfig& c, const ParallelState& par);
 std::unique_ptr<Model> extract_shard(const Model& full, const Shard& sh);
 // Throws unless the layout fits the model (heads and MLP width divide by tp, pp <= layers, ranks).
 void check_layout_fits(const Layout& l, const ModelConfig& c);
-// Loads an HF folder and keeps this rank's shard (the whole model on one rank).
-std::unique_ptr<Model> load_hf_shard(const std::string& dir, const ParallelState& par);
+// Loads an HF folder and keeps this rank's shard (the whole model on one rank); with `quantized`,
+// through load_hf_model_quantized.
+std::unique_ptr<Model> load_hf_shard(const std::string& dir, const ParallelState& par,
+                                     std::optional<QuantType> quantized = std::nullopt);
 
 // One rank's piece of a shard-laid-out flat buffer (parameters or an AdamW moment), to be written
 // as whole tensors. Without `partitioned` the piece is the whole shard buffer and dp×cp rank 0's
