@@ -5,7 +5,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -123,11 +122,6 @@ void pack_serving_panels(Model& m);
 using MatrixFill = std::function<void(float* w)>;
 void quantize_matrices(Model& m, QuantType t, const std::map<const float*, QuantMatrix>* given = nullptr,
                        const MatrixFill& fill = {});
-// quantize_matrices' policy, as llama.cpp's quantizer gives types: the type under base type t of
-// a matrix whose rows hold `cols` values (is_head: the head, or wte when tied), or none where the
-// rows do not split into 32 (that matrix stays fp32; GGUF writes it as f16). The head takes q6_K
-// under every t but q8_0, and a matrix whose rows do not split into the type's blocks q8_0.
-std::optional<QuantType> matrix_quant_type(QuantType t, int64_t cols, bool is_head);
 // The matrices (by fp32 pointer) quantize_matrices(m, t) quantizes: the ones a loader can leave
 // for quantize_matrices' `fill`.
 std::set<const float*> quantized_matrices(const Model& m, QuantType t);
