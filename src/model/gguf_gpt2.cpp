@@ -119,14 +119,31 @@ std::string gguf_tensor_name(const std::string& hf_name, bool* transposed) {
   return "";
 }
 
+namespace {
+// The GGUF block types that are wafer's QuantTypes.
+constexpr std::pair<GgufType, QuantType> kQuantTypes[] = {
+    {GgufType::Q8_0, QuantType::Q8_0}, {GgufType::Q4_0, QuantType::Q4_0},
+    {GgufType::Q4_K, QuantType::Q4_K}, {GgufType::Q6_K, QuantType::Q6_K}};
+std::optional<QuantType> quant_type_of(GgufType g) {
+  for (const auto& [gg, q] : kQuantTypes)
+    if (gg == g) return q;
+  return std::nullopt;
+}
+GgufType gguf_type_of(QuantType q) {
+  for (const auto& [g, qq] : kQuantTypes)
+    if (qq == q) return g;
+  fail(str_cat("[gguf] no GGUF type for quantization type ", quant_type_name(q)));
+}
+}  // namespace
+
 GgufType gguf_tensor_type(const std::string& name, const std::vector<int64_t>& ne, GgufType base, bool tied) {
   if (ne.size() < 2 || name == "position_embd.weight" || base == GgufType::F32) return GgufType::F32;
-  GgufType t = base;
+  const std::optional<QuantType> q = quant_type_of(base);
+  if (!q) return base;  // F16, BF16: every matrix
+  // The blocks' types are the in-memory policy's, so a file loads back to the same blocks.
   const bool output = name == "output.weight" || (tied && name == "token_embd.weight");
-  if (output && (base == GgufType::Q4_0 || base == GgufType::Q4_K)) t = GgufType::Q6_K;
-  if (ne[0] % gguf_block_size(t) != 0) t = GgufType::Q8_0;
-  if (ne[0] % gguf_block_size(t) != 0) t = GgufType::F16;
-  return t;
+  const std::optional<QuantType> t = matrix_quant_type(*q, ne[0], output);
+  return t ? gguf_type_of(*t) : GgufType::F16;
 }
 
 GgufVocab read_gguf_vocab(const std::string& dir) {
@@ -353,12 +370,8 @@ std::map<const float*, QuantMatrix> gguf_quant_matrices(const GgufFile& f, const
   auto add = [&](const float* w, const std::string& name) {
     const GgufTensor* t = f.find_tensor(name);
     if (!w || !t || t->ne.size() != 2) return;
-    static const std::pair<GgufType, QuantType> kTypes[] = {{GgufType::Q8_0, QuantType::Q8_0},
-                                                            {GgufType::Q4_0, QuantType::Q4_0},
-                                                            {GgufType::Q4_K, QuantType::Q4_K},
-                                                            {GgufType::Q6_K, QuantType::Q6_K}};
-    for (const auto& [g, q] : kTypes)  // ne = [cols, rows]: rows of ne[0] values, as QuantMatrix
-      if (t->type == g) out[w] = {q, t->ne[1], t->ne[0], t->data};
+    // ne = [cols, rows]: rows of ne[0] values, as QuantMatrix
+    if (const auto q = quant_type_of(t->type)) out[w] = {*q, t->ne[1], t->ne[0], t->data};
   };
   for (size_t l = 0; l < m.w.layers.size(); ++l) {
     const LayerWeights& w = m.w.layers[l];

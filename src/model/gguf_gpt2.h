@@ -43,9 +43,10 @@ std::string gguf_tensor_name(const std::string& hf_name, bool* transposed);
 
 // The type a tensor gets in a file of base type `base`, following llama.cpp: 1-D tensors and
 // position_embd stay F32 (convert_hf_to_gguf keeps them so and llama-quantize leaves them);
-// F16/BF16/Q8_0/Q6_K apply to every other tensor; under Q4_0/Q4_K the output matrix (token_embd
-// when tied) takes Q6_K, as in llama.cpp. A row length ne[0] the block does not divide falls back
-// to Q8_0, then F16 (llama.cpp: Q4_K → Q5_0 → ... → F16, Q6_K → Q8_0).
+// F16/BF16 apply to every other tensor; under a block type the matrices take matrix_quant_type's
+// (model.h, the in-memory policy): the output matrix (token_embd when tied) Q6_K under Q4_0/Q4_K,
+// as in llama.cpp, and a row length ne[0] the block does not divide Q8_0, then F16 (llama.cpp:
+// Q4_K → Q5_0 → ... → F16, Q6_K → Q8_0).
 GgufType gguf_tensor_type(const std::string& gguf_name, const std::vector<int64_t>& ne, GgufType base, bool tied);
 
 // Writes `m` (a whole model, one rank) as a gpt2 GGUF file of base type `type`; μP multipliers are

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -119,6 +120,12 @@ void pack_serving_panels(Model& m);
 // `fill` (may be empty): writes the fp32 values of the matrix at w just before it is quantized,
 // for a loader that left the matrices unread (quantized_matrices): one matrix's fp32 pages are
 // then resident at a time, not the whole model's.
+// The policy behind both quantize_matrices and the GGUF writer (gguf_tensor_type), as
+// llama.cpp's quantizer gives types: the type under base type t of a matrix whose rows hold
+// `cols` values (is_head: the head, or wte when tied), or none where the rows do not split into
+// 32 (the matrix stays fp32 in memory, F16 in a file). The head takes q6_K under every t but
+// q8_0, and a matrix whose rows do not split into the type's blocks q8_0.
+std::optional<QuantType> matrix_quant_type(QuantType t, int64_t cols, bool is_head);
 using MatrixFill = std::function<void(float* w)>;
 void quantize_matrices(Model& m, QuantType t, const std::map<const float*, QuantMatrix>* given = nullptr,
                        const MatrixFill& fill = {});

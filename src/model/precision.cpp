@@ -88,18 +88,13 @@ void pack_serving_panels(Model& m) {
   }
 }
 
-namespace {
-
-// quantize_matrices' policy, as llama.cpp's quantizer gives types (model/gguf_gpt2's
-// gguf_tensor_type for files): the type under base type t of a matrix whose rows hold `cols`
-// values (is_head: the head, or wte when tied), or none where the rows do not split into 32
-// (that matrix stays fp32; GGUF writes it as f16). The head takes q6_K under every t but q8_0,
-// and a matrix whose rows do not split into the type's blocks q8_0.
 std::optional<QuantType> matrix_quant_type(QuantType t, int64_t cols, bool is_head) {
   if (cols % quant_block_values(QuantType::Q8_0) != 0) return std::nullopt;
   const QuantType want = is_head && t != QuantType::Q8_0 ? QuantType::Q6_K : t;
   return cols % quant_block_values(want) == 0 ? want : QuantType::Q8_0;
 }
+
+namespace {
 
 // Calls fn(w, rows, cols, is_head, conv1d) for every matrix quantize_matrices quantizes, as the
 // rows it gets: the blocks' four (HF Conv1D [in, out] → rows [out, in], conv1d true) and the
