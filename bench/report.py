@@ -2,8 +2,10 @@
 
 The folder holds one JSON file per measure, as bench/run.sh names them: ceilings.json;
 trainK.name ("model|BxT"), trainK.wafer-{fp32,bf16}{,.2}.json (two runs, the better kept),
-trainK.torch{,-bf16}.{passive,spin}.json (-bf16: autocast); inferR.wafer-{fp32,bf16,q8_0,q4_0,q4_k}.json
-and inferR.torch{,-bf16}.{passive,spin}.json for rounds R = 1, 2, ...; tok.wafer.json, tok.js.json;
+trainK.torch{,-bf16}.{passive,spin}.json (-bf16: autocast); for rounds R = 1, 2, ... and models M
+(m111, gpt2): inferR.M.wafer-F.json and inferR.M.llama-F.json (llama-bench's JSON) for the GGUF
+formats F = f32, bf16, q8_0, q4_0, q4_k, and inferR.torch{,-bf16}.{passive,spin}.json (111M);
+M.greedy.{wafer,llama}.txt, each engine's greedy continuation of one prompt; tok.wafer.json, tok.js.json;
 noisy.txt (the quiet-machine warnings, empty when every measure started on an idle machine).
 """
 import datetime
@@ -40,9 +42,19 @@ def loads(pattern):
     return [load(os.path.basename(f)) for f in sorted(glob.glob(os.path.join(d, pattern)))]
 
 
-def rounds(name):
-    """The inference files of every round (infer1.NAME.json, infer2.NAME.json, ...)."""
-    return loads(f"infer[0-9]*.{name}.json")
+def rounds(model, name):
+    """One model's inference files of every round (infer1.MODEL.NAME.json, infer2.MODEL.NAME.json, ...)."""
+    return loads(f"infer[0-9].{model}.{name}.json")
+
+
+def greedy_agreement(model):
+    """How far wafer's and llama.cpp's greedy continuations of one prompt agree, in words."""
+    w = open(os.path.join(d, f"{model}.greedy.wafer.txt")).read().strip()
+    l = open(os.path.join(d, f"{model}.greedy.llama.txt")).read().strip()
+    if w == l:
+        return "the same text"
+    n = next(i for i in range(min(len(w), len(l)) + 1) if i == min(len(w), len(l)) or w[i] != l[i])
+    return f"the same for {n} of {max(len(w), len(l))} characters"
 
 
 def best_of(runs, pick):
@@ -99,47 +111,94 @@ for name_file in sorted(glob.glob(os.path.join(d, "train*.name"))):
 print()
 
 # ---- inference (each measure: the best of the rounds; PyTorch: of both thread policies too)
-formats = ["fp32", "bf16", "q8_0", "q4_0", "q4_k"]
-wafer = {f: rounds(f"wafer-{f}") for f in formats}
-wafer = {f: r for f, r in wafer.items() if r}  # a format this run did not measure is left out
-torch_runs = {p: [r for k in range(1, len(wafer["fp32"]) + 1) for r in torch_best(f"infer{k}.{n}", lambda j: 0)[1]]
+formats = ["f32", "bf16", "q8_0", "q4_0", "q4_k"]
+precision = {"f32": "fp32"}
+infer_models = [("m111", "Cerebras-GPT 111M"), ("gpt2", "GPT-2 124M")]
+infer_models = [(k, n) for k, n in infer_models if rounds(k, "wafer-f32")]
+wafer = {k: {f: r for f in formats if (r := rounds(k, f"wafer-{f}"))} for k, _ in infer_models}
+llama = {k: {f: r for f in formats if (r := rounds(k, f"llama-{f}"))} for k, _ in infer_models}
+n_rounds = len(wafer["m111"]["f32"])
+
+
+def wafer_measures(T_list):
+    """(label, pick) for prefill at each length and decode: pick(wafer json) -> tokens/s."""
+    out = [(f"prefill {T}", lambda j, T=T: j["prefill"][T]["tokens_per_s"]) for T in T_list]
+    return out + [("decode", lambda j: j["decode"]["tokens_per_s"])]
+
+
+def llama_best(runs, label):
+    """llama-bench's best tokens/s for one measure over every round and flash-attention setting."""
+    if label == "decode":
+        keep = lambda t: t["n_prompt"] == 0 and t["n_gen"] > 0
+    else:
+        T = int(label.split()[1])
+        keep = lambda t: t["n_prompt"] == T and t["n_gen"] == 0
+    return max(t["avg_ts"] for run in runs for t in run if keep(t))
+
+
+T_list = list(wafer["m111"]["f32"][0]["prefill"])
+print("Greedy tokens from the same GGUF (f32), wafer generate against llama-simple, 24 tokens: "
+      + "; ".join(f"{name}: {greedy_agreement(k)}" for k, name in infer_models) + ".")
+print()
+for k, name in infer_models:
+    print(f"{name}, batch 1, tokens/s against llama.cpp on the same GGUF file, best of {n_rounds} rounds "
+          f"(llama-bench -t 2 -r 2, flash attention on and off, the better kept; decode: tg64):")
+    print()
+    print("| format | " + " | ".join(f"{lbl} llama.cpp | wafer | ratio" for lbl, _ in wafer_measures(T_list)) + " |")
+    print("|---|" + "---:|---:|---:|" * len(wafer_measures(T_list)))
+    best_w, best_l = {}, {}
+    for f in wafer[k]:
+        cells = []
+        for lbl, pick in wafer_measures(T_list):
+            w = pick(best_of(wafer[k][f], pick))
+            l = llama_best(llama[k][f], lbl) if f in llama[k] else None
+            best_w[lbl] = max(best_w.get(lbl, 0), w)
+            if l:
+                best_l[lbl] = max(best_l.get(lbl, 0), l)
+            cells.append(f"{fmt(l, '.1f')} | {w:.1f} | {f'{w / l:.2f}×' if l else '—'}")
+        print(f"| {precision.get(f, f)} | " + " | ".join(cells) + " |")
+    print("| best of each | " + " | ".join(f"{best_l[lbl]:.1f} | {best_w[lbl]:.1f} | {best_w[lbl] / best_l[lbl]:.2f}×"
+                                            for lbl, _ in wafer_measures(T_list)) + " |")
+    print()
+
+w111 = wafer["m111"]
+torch_runs = {p: [r for k in range(1, n_rounds + 1) for r in torch_best(f"infer{k}.{n}", lambda j: 0)[1]]
               for p, n in (("fp32", "torch"), ("bf16", "torch-bf16"))}
 torch_runs = {p: r for p, r in torch_runs.items() if r}  # no bf16 autocast where the CPU has no bf16
-print(f"Inference, Cerebras-GPT 111M, batch 1, tokens/s, best of {len(wafer['fp32'])} rounds. Prefill FLOPs = "
+print(f"Inference, Cerebras-GPT 111M, batch 1, tokens/s against PyTorch, best of {n_rounds} rounds. Prefill FLOPs = "
       "T·(2N' + 4·L·C·T) + 2·V·C (N': block parameters; the head for the last position only); decode reads "
       "every weight matrix once per token, at the format's size.")
 print()
-print("| measure | PyTorch fp32 | PyTorch bf16 autocast | " + " | ".join(f"wafer {f}" for f in wafer) + " | wafer best vs PyTorch best |")
-print("|---|---:|---:|" + "---:|" * len(wafer) + "---:|")
-measures = [(f"prefill {T}", lambda j, T=T: j["prefill"][T]["tokens_per_s"]) for T in wafer["fp32"][0]["prefill"]]
-measures.append(("decode", lambda j: j["decode"]["tokens_per_s"]))
-for label, pick in measures:
+print("| measure | PyTorch fp32 | PyTorch bf16 autocast | " + " | ".join(f"wafer {precision.get(f, f)}" for f in w111)
+      + " | wafer best vs PyTorch best |")
+print("|---|---:|---:|" + "---:|" * len(w111) + "---:|")
+for label, pick in wafer_measures(T_list):
     tp = {p: pick(best_of(r, pick)) for p, r in torch_runs.items()}
-    wp = {f: pick(best_of(r, pick)) for f, r in wafer.items()}
+    wp = {f: pick(best_of(r, pick)) for f, r in w111.items()}
     print(f"| {label} | {tp['fp32']:.1f} | {fmt(tp.get('bf16'), '.1f')} | " + " | ".join(f"{v:.1f}" for v in wp.values())
           + f" | {max(wp.values()) / max(tp.values()):.2f}× |")
 print()
-print("Each wafer path against its ceiling, same run: prefill GFLOP/s against the GEMM ceiling (fp32: sgemm; "
+print("Each wafer path against its ceiling, 111M, same run: prefill GFLOP/s against the GEMM ceiling (fp32: sgemm; "
       "bf16 and the integer formats: the bf16 GEMM, the fastest this machine has); decode GB/s of weights "
       "against a read of the same number of bytes (a small model's quantized weights stay in cache).")
 print()
-print("| measure | " + " | ".join(f"wafer {f}" for f in wafer) + " |")
-print("|---|" + "---|" * len(wafer))
-for T in wafer["fp32"][0]["prefill"]:
+print("| measure | " + " | ".join(f"wafer {precision.get(f, f)}" for f in w111) + " |")
+print("|---|" + "---|" * len(w111))
+for T in T_list:
     cells = []
-    for f, r in wafer.items():
+    for f, r in w111.items():
         x = best_of(r, lambda j: j["prefill"][T]["tokens_per_s"])["prefill"][T]
-        ceiling = sgemm if f == "fp32" or not bf16 else bf16
+        ceiling = sgemm if f == "f32" or not bf16 else bf16
         cells.append(f"{x['gflops_per_s']:.0f} GFLOP/s ({100 * x['gflops_per_s'] / ceiling:.0f}%)")
     print(f"| prefill {T} | " + " | ".join(cells) + " |")
 cells = []
-for f, r in wafer.items():
+for f, r in w111.items():
     x = best_of(r, lambda j: j["decode"]["tokens_per_s"])["decode"]
     ws = x.get("read_gb_per_s_at_weight_size", read)
     cells.append(f"{x['gb_per_s']:.1f} of {ws:.1f} GB/s ({100 * x['gb_per_s'] / ws:.0f}%)")
 print("| decode | " + " | ".join(cells) + " |")
 peak = lambda runs: min(j["peak_rss_mb"] for j in runs)
-print("| peak MB | " + " | ".join(f"{peak(r):,.0f}" for r in wafer.values()) + " |")
+print("| peak MB | " + " | ".join(f"{peak(r):,.0f}" for r in w111.values()) + " |")
 print()
 
 # ---- tokenizer

@@ -6,15 +6,17 @@
 #   training steps (forward, backward, clipping, AdamW): Cerebras-GPT 111M at 4x256, 4x64 and
 #     1x2048, GPT-2 124M at 4x64; wafer fp32 and bf16 against PyTorch fp32 and PyTorch with bf16
 #     autocast;
-#   prefill (128, 1024 tokens) and decode at batch 1 for 111M: wafer fp32, bf16, q8_0, q4_0 and
-#     q4_k against PyTorch fp32 and bf16 autocast, each beside its ceiling;
+#   prefill (128, 1024 tokens) and decode at batch 1 for 111M and GPT-2 124M: wafer fp32, bf16,
+#     q8_0, q4_0 and q4_k against llama.cpp on the same GGUF files (bench/llama_cpp.sh), and for
+#     111M against PyTorch fp32 and bf16 autocast, each beside its ceiling;
 #   tokenizer MB/s on one thread against tiktoken (WebAssembly) and gpt-3-encoder.
 # PyTorch runs at its best: torch.set_num_threads(2), and each measure under both
 # OMP_WAIT_POLICY=PASSIVE and GOMP_SPINCOUNT=100000, keeping the faster. Every measure runs in
 # a fresh process (so peak memory is per measure), after waiting for the machine to be quiet;
 # the inference measures run twice, alternating programs, and keep each one's best.
-# Usage: bash bench/run.sh [--quick]   (after scripts/setup.sh; builds build/ if needed)
-#   --quick: one training shape (111M 4x64) and one step, to check the suite itself runs.
+# Usage: bash bench/run.sh [--quick]   (after scripts/setup.sh; builds build/ and llama.cpp if needed)
+#   --quick: one training shape (111M 4x64) and one step, inference of 111M only, to check the
+#     suite itself runs.
 # The raw results stay in runs/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,13 +76,44 @@ for c in "${cases[@]}"; do
   i=$((i + 1))
 done
 
+# Inference runs on the same random weights in both engines: wafer init writes each model,
+# wafer export writes its GGUF files (the quantized ones with the types llama-quantize gives), and
+# wafer and llama.cpp (bench/llama_cpp.sh builds it) load the same files. First a check that
+# they compute the same model: greedy tokens from one prompt (GPT-2's tanh GELU is llama.cpp's;
+# Cerebras-GPT's erf GELU is not, so its tokens may part after a while).
+llama_bin=$(bash bench/llama_cpp.sh)
+formats="f32 q8_0 q4_0 q4_k"
+((has_bf16)) && formats="f32 bf16 q8_0 q4_0 q4_k"
+precision_of() { case $1 in f32) echo fp32 ;; *) echo "$1" ;; esac; }
+# key | wafer init flags
+infer_models=("m111|--preset 111M" "gpt2|--preset gpt2")
+((quick)) && infer_models=("${infer_models[0]}")
+prompt="The first thing to know about the wafer is"
+for m in "${infer_models[@]}"; do
+  IFS='|' read -r key iflags <<< "$m"
+  # shellcheck disable=SC2086
+  build/wafer init $iflags --tokenizer third_party/gpt2-tokenizer --out "$out/$key" > /dev/null
+  for t in $formats; do
+    build/wafer export --gguf --model "$out/$key" --type "$t" --out "$out/$key-$t.gguf" > /dev/null
+  done
+  build/wafer generate --model "$out/$key-f32.gguf" --prompt "$prompt" --max-new-tokens 24 --temperature 0 \
+    > "$out/$key.greedy.wafer.txt"
+  "$llama_bin/llama-simple" -m "$out/$key-f32.gguf" -n 24 "$prompt" 2> /dev/null > "$out/$key.greedy.llama.txt"
+done
+
 # Inference measures are short, and this shared machine has slow spells of ten seconds or more
 # that the idle check cannot see: two rounds, alternating the programs, each measure's best kept.
 echo "bench: prefill and decode" >&2
 for round in 1 2; do
-  for p in $precisions q8_0 q4_0 q4_k; do
-    quiet; build/wafer bench --preset 111M --prefill 128,1024 --decode-tokens 64 --precision "$p" --json \
-      > "$out/infer$round.wafer-$p.json"
+  for m in "${infer_models[@]}"; do
+    IFS='|' read -r key _ <<< "$m"
+    for t in $formats; do
+      quiet; build/wafer bench --model "$out/$key-$t.gguf" --precision "$(precision_of "$t")" --prefill 128,1024 \
+        --decode-tokens 64 --json > "$out/infer$round.$key.wafer-$t.json"
+      # llama-bench: its prompt and generation tests (pp, tg) with and without flash attention, best kept
+      quiet; "$llama_bin/llama-bench" -m "$out/$key-$t.gguf" -t 2 -p 128,1024 -n 64 -r 2 -fa 0,1 -o json \
+        2> /dev/null > "$out/infer$round.$key.llama-$t.json"
+    done
   done
   torch_best "infer$round.torch" --layers 10 --d 768 --heads 12 --positions 2048 --prefill 128,1024 --decode-tokens 64
 done
