@@ -63,13 +63,13 @@ for m in "$MODEL" "$tanh"; do
       --out "$out/chunk$c.$(basename "$m").safetensors" > /dev/null
   done
 done
-$PY - "$out" "$all_ids" "$(basename "$MODEL")" "$(basename "$tanh")" <<'EOF'
+$PY - "$out" "$all_ids" "$(basename "$MODEL")" "$(basename "$tanh")" "${precisions[@]}" fp32-tanh <<'EOF'
 import json, re, struct, sys
 import numpy as np
 
-out, ids, erf, tanh = sys.argv[1], [int(x) for x in sys.argv[2].split(",") if x], sys.argv[3], sys.argv[4]
+out, ids, erf, tanh, precisions = sys.argv[1], [int(x) for x in sys.argv[2].split(",") if x], sys.argv[3], sys.argv[4], sys.argv[5:]
 
-def logits(path):
+def logits_file(path):  # the one F32 tensor of a safetensors file written by wafer logits
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         meta = json.loads(f.read(n))["logits"]
@@ -77,12 +77,17 @@ def logits(path):
     b, e = meta["data_offsets"]
     return data[b // 4:e // 4].reshape(meta["shape"]).astype(np.float64)
 
+def logits(p):
+    return logits_file(f"{out}/logits.{p}.safetensors")
+
+def log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
 def llama_style_ppl(name):  # llama-perplexity's scoring: per chunk, positions 128..254 predict 129..255
     nll, count = 0.0, 0
     for c in range(8):
-        z = logits(f"{out}/chunk{c}.{name}.safetensors")
-        z = z - z.max(axis=-1, keepdims=True)
-        lp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        lp = log_softmax(logits_file(f"{out}/chunk{c}.{name}.safetensors"))
         chunk = ids[c * 256:(c + 1) * 256]
         for j in range(128, 255):
             nll -= lp[j, chunk[j + 1]]
@@ -94,25 +99,6 @@ llama = float(re.search(r"Final estimate: PPL = ([0-9.]+)", text).group(1))
 e, t = llama_style_ppl(erf), llama_style_ppl(tanh)
 print(f"llama-perplexity (f32 GGUF, 8 chunks of 256): {llama:.4f}; wafer, scored alike: erf GELU {e:.4f} "
       f"(relative difference from llama.cpp {llama / e - 1:+.1e}), tanh GELU {t:.4f} ({llama / t - 1:+.1e})")
-EOF
-
-$PY - "$out" "${precisions[@]}" fp32-tanh <<'EOF'
-import json, struct, sys
-import numpy as np
-
-out, precisions = sys.argv[1], sys.argv[2:]
-
-def logits(p):  # the one F32 tensor of a safetensors file written by wafer logits
-    with open(f"{out}/logits.{p}.safetensors", "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        meta = json.loads(f.read(n))["logits"]
-        data = np.frombuffer(f.read(), dtype=np.float32)
-    b, e = meta["data_offsets"]
-    return data[b // 4:e // 4].reshape(meta["shape"]).astype(np.float64)
-
-def log_softmax(z):
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 ref = log_softmax(logits("fp32")) if "fp32" in precisions else None
 print("| precision | perplexity | mean KL vs fp32 | max KL | top-1 agrees | decode tok/s (111M) "

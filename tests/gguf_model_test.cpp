@@ -450,6 +450,15 @@ ModelConfig memory_test_config() {  // fp32 matrices of 46 MB
 double fp32_matrix_bytes(const ModelConfig& c) {
   return 4.0 * double(c.n_layer * 12 * c.n_embd * c.n_embd + c.vocab_size * c.n_embd);
 }
+// The peak of loading `path` (a folder or a GGUF file) whole in fp32 and then quantizing to t:
+// what the lazy loads are measured against.
+double peak_of_fp32_first_load(const std::string& path, QuantType t) {
+  return peak_of_load([&] {
+    auto m = load_hf_model(path);
+    quantize_matrices(*m, t);
+    return m;
+  });
+}
 
 // A quantized GGUF file loaded at its own type never writes its matrices' fp32 pages, so the
 // load's peak memory is a small part of the fp32 model's; at another type the matrices are
@@ -463,11 +472,7 @@ TEST(GgufModel, QuantizedLoadCommitsNoFp32Matrices) {
     save_gguf_model(m, path, GgufType::Q4_0, nullptr);
   }
   const double fp32 = fp32_matrix_bytes(c);
-  const double fp32_first = peak_of_load([&] {
-    auto m = load_gguf_model(path);
-    quantize_matrices(*m, QuantType::Q4_0);
-    return m;
-  });
+  const double fp32_first = peak_of_fp32_first_load(path, QuantType::Q4_0);
   if (fp32_first < 0) GTEST_SKIP() << "no measure of the peak RSS here (clear_refs, or ASan's quarantine)";
   const double in_place = peak_of_load([&] { return load_gguf_model(path, QuantType::Q4_0); });
   const double requantized = peak_of_load([&] { return load_gguf_model(path, QuantType::Q8_0); });
@@ -495,11 +500,7 @@ TEST(GgufModel, QuantizedHfLoadReadsOneMatrixAtATime) {
     EXPECT_EQ(logits_of(*lazy, ids), logits_of(*whole, ids)) << quant_type_name(t);
   }
   const double fp32 = fp32_matrix_bytes(c);
-  const double whole = peak_of_load([&] {
-    auto m = load_hf_model(dir);
-    quantize_matrices(*m, QuantType::Q8_0);
-    return m;
-  });
+  const double whole = peak_of_fp32_first_load(dir, QuantType::Q8_0);
   if (whole < 0) GTEST_SKIP() << "no measure of the peak RSS here (clear_refs, or ASan's quarantine)";
   const double lazy = peak_of_load([&] { return load_hf_model_quantized(dir, c, Shard::full(c), QuantType::Q8_0); });
   EXPECT_GT(whole, 0.9 * fp32);

@@ -98,12 +98,11 @@ void dot_rows_generic(float* y, const float* x, const W* w, int64_t C, int64_t v
 }
 inline __mmask16 tail_mask(int64_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1); }
 
-// Four rows per pass over acc: each acc[j] still takes its rows' FMAs one row at a time, in row
-// order (the same bits as one row per pass), but is loaded and stored once per four rows. One
-// row per pass spent more of the L1's bandwidth on acc than on the weights (bf16: 4 bytes of acc
-// loaded and stored per 2-byte weight), and bf16 decode read its weights at 27 GB/s.
-// Eight rows per pass, as the portable loop (measured on an AMD EPYC Zen 5, 111M decode, three
-// alternating rounds: bf16 106-129 tokens/s one row per pass, 119-144 four, 132-179 eight).
+// Eight rows per pass over acc, as the portable loop: each acc[j] still takes its rows' FMAs in
+// row order (the bits of one row per pass) but is loaded and stored once per eight rows. One row
+// per pass spent more of the L1's bandwidth on acc than on the weights (bf16: 4 bytes of acc
+// loaded and stored per 2-byte weight). Measured on an AMD EPYC Zen 5, 111M decode, three
+// alternating rounds: bf16 106-129 tokens/s one row per pass, 119-144 four, 132-179 eight.
 template <typename W>
 [[WAFER_AVX512]] void accumulate_rows_avx512(float* acc, const float* x, const W* w, int64_t ld, int64_t rows,
                                              int64_t n) {
@@ -116,8 +115,10 @@ template <typename W>
     int64_t j = 0;
     for (; j + 32 <= n; j += 32) {
       __m512 a0 = _mm512_loadu_ps(acc + j), a1 = _mm512_loadu_ps(acc + j + 16);
-      for (int k = 0; k < R; ++k)
-        a0 = _mm512_fmadd_ps(xs[k], load16(wr[k] + j, 0xffff), a0), a1 = _mm512_fmadd_ps(xs[k], load16(wr[k] + j + 16, 0xffff), a1);
+      for (int k = 0; k < R; ++k) {
+        a0 = _mm512_fmadd_ps(xs[k], load16(wr[k] + j, 0xffff), a0);
+        a1 = _mm512_fmadd_ps(xs[k], load16(wr[k] + j + 16, 0xffff), a1);
+      }
       _mm512_storeu_ps(acc + j, a0), _mm512_storeu_ps(acc + j + 16, a1);
     }
     for (; j < n; j += 16) {
